@@ -1,0 +1,69 @@
+# tradewire — the public surface: demo, test, bench, codegen, check-codegen.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CARGO_RELEASE := cargo build --release --locked -p tradewire --bins
+
+.PHONY: demo test bench codegen check-codegen vectors check-vectors lint typecheck \
+        pytest cargo-test clippy fmt rust-bins venv clean
+
+venv: $(STAMP)
+$(STAMP): pyproject.toml
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup)"; exit 1; }
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+rust-bins:
+	$(CARGO_RELEASE)
+
+## demo: Python -> Rust -> Python round trip of every message type, with bytes
+demo: venv rust-bins
+	$(VENV)/bin/tradewire demo
+
+## codegen: regenerate Python and Rust code from schema/
+codegen: venv
+	$(VENV)/bin/tradewire codegen
+
+## check-codegen: fail when committed generated code is stale or the schema breaks the lock
+check-codegen: venv
+	$(VENV)/bin/tradewire codegen --check
+	$(VENV)/bin/tradewire codegen breaking --against schema/tradewire.lock.json
+
+vectors: venv
+	$(PY) conformance/generate_vectors.py
+
+check-vectors: venv
+	$(PY) conformance/generate_vectors.py --check
+
+lint: venv
+	$(VENV)/bin/ruff check src codegen conformance tests
+
+typecheck: venv
+	$(VENV)/bin/mypy src codegen
+
+fmt:
+	cargo fmt --all --check
+
+clippy:
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+pytest: venv rust-bins
+	$(VENV)/bin/pytest
+
+cargo-test:
+	cargo test --workspace --locked
+
+## test: everything CI runs
+test: venv check-codegen check-vectors lint typecheck fmt clippy pytest cargo-test
+
+## bench: benchmarks (off in `make test`)
+bench: venv rust-bins
+	$(VENV)/bin/pytest benches --benchmark-enable --benchmark-only -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) target

@@ -1,0 +1,325 @@
+"""The tradewire envelope: one ZMQ frame = topic + 52-byte header + protobuf payload.
+
+The byte layout is specified in conformance/WIRE.md; this module and the Rust
+`tradewire::wire` module implement it and must produce identical bytes.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+from google.protobuf.message import DecodeError, Message
+
+from tradewire.catalog import MessageType
+
+MAGIC: Final = b"TW"
+VERSION: Final = 1
+HEADER_SIZE: Final = 52
+MAX_TOPIC: Final = 99
+MAX_KEY: Final = 64
+DEFAULT_MAX_PAYLOAD: Final = 16 * 1024 * 1024
+FLAG_REPLAY: Final = 0x01
+FLAG_SNAPSHOT: Final = 0x02
+
+_HEADER = struct.Struct("<2sBBHHQQQQQI")
+_CHANNEL_RE = re.compile(r"[a-z0-9_]{1,32}")
+_U64_MAX = (1 << 64) - 1
+
+M = TypeVar("M", bound=Message)
+
+
+class WireError(ValueError):
+    """A frame that is not valid tradewire. `kind` is the WIRE.md error name."""
+
+    kind: str = "wire_error"
+
+
+class Truncated(WireError):
+    kind = "truncated"
+
+
+class BadTopic(WireError):
+    kind = "bad_topic"
+
+
+class BadMagic(WireError):
+    kind = "bad_magic"
+
+
+class UnsupportedVersion(WireError):
+    kind = "unsupported_version"
+
+
+class Oversized(WireError):
+    kind = "oversized"
+
+
+class TrailingBytes(WireError):
+    kind = "trailing_bytes"
+
+
+class UnknownType(WireError):
+    kind = "unknown_type"
+
+
+class BadPayload(WireError):
+    kind = "bad_payload"
+
+
+class SchemaMismatch(WireError):
+    kind = "schema_mismatch"
+
+
+ERROR_KINDS: Final[dict[str, type[WireError]]] = {
+    cls.kind: cls
+    for cls in (
+        Truncated,
+        BadTopic,
+        BadMagic,
+        UnsupportedVersion,
+        Oversized,
+        TrailingBytes,
+        UnknownType,
+        BadPayload,
+        SchemaMismatch,
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A decoded frame; the payload is left as bytes (relays never parse it)."""
+
+    channel: str
+    key: str
+    type_id: int
+    fingerprint: int
+    publisher_id: int
+    seq: int
+    key_seq: int
+    send_ts_ns: int
+    payload: bytes
+    flags: int = 0
+
+    @property
+    def topic(self) -> bytes:
+        return topic(self.channel, self.key)
+
+    def encode(self) -> bytes:
+        """The frame bytes for this envelope."""
+        return encode_frame(
+            self.channel,
+            self.key,
+            self.type_id,
+            self.fingerprint,
+            self.publisher_id,
+            self.seq,
+            self.key_seq,
+            self.send_ts_ns,
+            self.payload,
+            self.flags,
+        )
+
+
+def topic(channel: str, key: str = "") -> bytes:
+    """The topic bytes `channel "/" key NUL`, validated."""
+    if not _CHANNEL_RE.fullmatch(channel):
+        raise BadTopic(f"channel name {channel!r} is not 1..32 bytes of [a-z0-9_]")
+    key_bytes = key.encode()
+    if len(key_bytes) > MAX_KEY:
+        raise BadTopic(f"key is {len(key_bytes)} bytes, more than {MAX_KEY}")
+    if b"\0" in key_bytes:
+        raise BadTopic(f"key {key!r} contains NUL")
+    return channel.encode() + b"/" + key_bytes + b"\0"
+
+
+def channel_prefix(channel: str) -> bytes:
+    """SUB prefix that receives every message of a channel."""
+    return topic(channel)[:-1]
+
+
+def encode_frame(
+    channel: str,
+    key: str,
+    type_id: int,
+    fingerprint: int,
+    publisher_id: int,
+    seq: int,
+    key_seq: int,
+    send_ts_ns: int,
+    payload: bytes,
+    flags: int = 0,
+) -> bytes:
+    """Build one frame. Raises WireError on values the format cannot carry."""
+    if not 0 < type_id <= 0xFFFF:
+        raise UnknownType(f"type id {type_id} is outside 1..65535")
+    if len(payload) > 0xFFFFFFFF:
+        raise Oversized(f"payload of {len(payload)} bytes does not fit a u32 length")
+    for name, value in (
+        ("fingerprint", fingerprint),
+        ("publisher_id", publisher_id),
+        ("seq", seq),
+        ("key_seq", key_seq),
+        ("send_ts_ns", send_ts_ns),
+    ):
+        if not 0 <= value <= _U64_MAX:
+            raise ValueError(f"{name}={value} is not a u64")
+    if not 0 <= flags <= 0xFF:
+        raise ValueError(f"flags={flags} is not a u8")
+    header = _HEADER.pack(
+        MAGIC,
+        VERSION,
+        flags,
+        type_id,
+        0,
+        fingerprint,
+        publisher_id,
+        seq,
+        key_seq,
+        send_ts_ns,
+        len(payload),
+    )
+    return b"".join((topic(channel, key), header, payload))
+
+
+def decode_frame(frame: bytes | memoryview, max_payload: int = DEFAULT_MAX_PAYLOAD) -> Envelope:
+    """Parse one frame, checking in the order WIRE.md section 2 gives."""
+    data = bytes(frame)
+    nul = data.find(b"\0", 0, MAX_TOPIC)
+    if nul < 0:
+        if len(data) < MAX_TOPIC:
+            raise Truncated(f"frame of {len(data)} bytes ends before the topic's NUL")
+        raise BadTopic(f"no NUL within the first {MAX_TOPIC} bytes")
+    slash = data.find(b"/", 0, nul)
+    if slash < 0:
+        raise BadTopic(f"topic {data[:nul]!r} has no '/'")
+    channel = data[:slash].decode("ascii", "replace")
+    if not _CHANNEL_RE.fullmatch(channel):
+        raise BadTopic(f"channel name {data[:slash]!r} is not 1..32 bytes of [a-z0-9_]")
+    key_bytes = data[slash + 1 : nul]
+    if len(key_bytes) > MAX_KEY:
+        raise BadTopic(f"key is {len(key_bytes)} bytes, more than {MAX_KEY}")
+    try:
+        key = key_bytes.decode()
+    except UnicodeDecodeError as exc:
+        raise BadTopic(f"key {key_bytes!r} is not UTF-8") from exc
+    start = nul + 1
+    if len(data) - start < HEADER_SIZE:
+        raise Truncated(
+            f"header needs {HEADER_SIZE} bytes after the topic, frame has {len(data) - start}"
+        )
+    (magic, version, flags, type_id, _reserved, fingerprint, publisher_id, seq, key_seq,
+     send_ts_ns, payload_len) = _HEADER.unpack_from(data, start)  # fmt: skip
+    if magic != MAGIC:
+        raise BadMagic(f"magic is {magic!r}, expected {MAGIC!r}")
+    if version != VERSION:
+        raise UnsupportedVersion(f"format version {version}, this decoder speaks {VERSION}")
+    if payload_len > max_payload:
+        raise Oversized(f"payload_len {payload_len} exceeds the maximum of {max_payload} bytes")
+    body = start + HEADER_SIZE
+    available = len(data) - body
+    if available < payload_len:
+        raise Truncated(f"payload_len is {payload_len}, only {available} bytes follow the header")
+    if available > payload_len:
+        raise TrailingBytes(f"{available - payload_len} bytes follow the {payload_len}-byte payload")
+    return Envelope(
+        channel=channel,
+        key=key,
+        type_id=type_id,
+        fingerprint=fingerprint,
+        publisher_id=publisher_id,
+        seq=seq,
+        key_seq=key_seq,
+        send_ts_ns=send_ts_ns,
+        payload=data[body:],
+        flags=flags,
+    )
+
+
+def _registry() -> Any:
+    from tradewire._gen import registry
+
+    return registry
+
+
+def _types_by_id() -> dict[int, MessageType[Any]]:
+    global _BY_ID
+    if _BY_ID is None:
+        _BY_ID = {t.type_id: t for t in _registry().MESSAGE_TYPES}
+    return _BY_ID
+
+
+def _types_by_class() -> dict[type[Message], MessageType[Any]]:
+    global _BY_CLASS
+    if _BY_CLASS is None:
+        _BY_CLASS = {t.cls: t for t in _registry().MESSAGE_TYPES}
+    return _BY_CLASS
+
+
+_BY_ID: dict[int, MessageType[Any]] | None = None
+_BY_CLASS: dict[type[Message], MessageType[Any]] | None = None
+
+
+def message_type(type_id: int) -> MessageType[Any]:
+    """The schema type for an envelope type id; UnknownType when there is none."""
+    found = _types_by_id().get(type_id)
+    if found is None:
+        raise UnknownType(f"type id {type_id} is not a message type of this schema")
+    return found
+
+
+def message_type_of(cls: type[M]) -> MessageType[M]:
+    """The schema type of a generated message class."""
+    found = _types_by_class().get(cls)
+    if found is None:
+        raise UnknownType(f"{cls.__name__} has no (tradewire.v1.type_id) in this schema")
+    return found  # type: ignore[no-any-return]
+
+
+def parse_payload(env: Envelope, expected: type[M] | None = None, strict: bool = False) -> M:
+    """Decode the payload into its message class, checking the type (and, when strict,
+    the schema fingerprint)."""
+    mtype = message_type(env.type_id)
+    if expected is not None and mtype.cls is not expected:
+        raise UnknownType(
+            f"type id {env.type_id} is {mtype.full_name}, expected {expected.DESCRIPTOR.full_name}"
+        )
+    try:
+        message: M = mtype.cls.FromString(env.payload)
+    except DecodeError as exc:
+        raise BadPayload(f"payload is not a valid {mtype.full_name}: {exc}") from exc
+    if strict and env.fingerprint != mtype.fingerprint:
+        raise SchemaMismatch(
+            f"{mtype.full_name} fingerprint {env.fingerprint:#018x} != local {mtype.fingerprint:#018x}"
+        )
+    return message
+
+
+def encode_message(
+    channel: str,
+    message: Message,
+    *,
+    key: str = "",
+    publisher_id: int,
+    seq: int,
+    key_seq: int | None = None,
+    send_ts_ns: int,
+    flags: int = 0,
+) -> bytes:
+    """Encode a message with its schema type id and fingerprint."""
+    mtype = message_type_of(type(message))
+    return encode_frame(
+        channel,
+        key,
+        mtype.type_id,
+        mtype.fingerprint,
+        publisher_id,
+        seq,
+        seq if key_seq is None else key_seq,
+        send_ts_ns,
+        message.SerializeToString(),
+        flags,
+    )
