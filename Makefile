@@ -41,7 +41,7 @@ check-vectors: venv
 	$(PY) conformance/generate_vectors.py --check
 
 lint: venv
-	$(VENV)/bin/ruff check src codegen conformance tests
+	$(VENV)/bin/ruff check src codegen conformance tests benches
 
 typecheck: venv
 	$(VENV)/bin/mypy src codegen

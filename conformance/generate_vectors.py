@@ -35,9 +35,12 @@ F = FieldDescriptor
 
 # Fields a newer schema might add: (tag bytes + value) appended to a payload.
 UNKNOWN_FIELDS = (
-    bytes([0xA0, 0x06]) + bytes([0x96, 0x01])  # field 100, varint 150
-    + bytes([0xAA, 0x06, 0x03]) + b"new"  # field 101, length-delimited "new"
-    + bytes([0xB1, 0x06]) + struct.pack("<d", 2.5)  # field 102, fixed64 2.5
+    bytes([0xA0, 0x06])
+    + bytes([0x96, 0x01])  # field 100, varint 150
+    + bytes([0xAA, 0x06, 0x03])
+    + b"new"  # field 101, length-delimited "new"
+    + bytes([0xB1, 0x06])
+    + struct.pack("<d", 2.5)  # field 102, fixed64 2.5
 )
 
 
@@ -106,16 +109,33 @@ def cases_for(mtype: MessageType[Any]) -> Iterator[Case]:
     yield Case("typical", "every singular field set to a plausible value", _build(cls, **typical))
     ints = _scalar_fields(desc, F.TYPE_INT64, F.TYPE_INT32)
     if ints:
-        yield Case("int64_min", "signed integers at their minimum",
-                   _build(cls, **{f.name: INT64_MIN if f.type == F.TYPE_INT64 else -(1 << 31) for f in ints}))
-        yield Case("int64_max", "signed integers at their maximum",
-                   _build(cls, **{f.name: INT64_MAX if f.type == F.TYPE_INT64 else (1 << 31) - 1 for f in ints}))
-        yield Case("int_negative", "signed integers at -1 (ten-byte varint)",
-                   _build(cls, **{f.name: -1 for f in ints}))
+        yield Case(
+            "int64_min",
+            "signed integers at their minimum",
+            _build(
+                cls, **{f.name: INT64_MIN if f.type == F.TYPE_INT64 else -(1 << 31) for f in ints}
+            ),
+        )
+        yield Case(
+            "int64_max",
+            "signed integers at their maximum",
+            _build(
+                cls,
+                **{f.name: INT64_MAX if f.type == F.TYPE_INT64 else (1 << 31) - 1 for f in ints},
+            ),
+        )
+        yield Case(
+            "int_negative",
+            "signed integers at -1 (ten-byte varint)",
+            _build(cls, **{f.name: -1 for f in ints}),
+        )
     uints = _scalar_fields(desc, F.TYPE_UINT64)
     if uints:
-        yield Case("uint64_max", "unsigned integers at their maximum",
-                   _build(cls, **{f.name: UINT64_MAX for f in uints}))
+        yield Case(
+            "uint64_max",
+            "unsigned integers at their maximum",
+            _build(cls, **{f.name: UINT64_MAX for f in uints}),
+        )
     doubles = _scalar_fields(desc, F.TYPE_DOUBLE)
     if doubles:
         for name, value, text in (
@@ -126,23 +146,50 @@ def cases_for(mtype: MessageType[Any]) -> Iterator[Case]:
             ("double_neg_zero", -0.0, "-0.0 (set: its sign bit makes it non-default)"),
             ("double_min_subnormal", 5e-324, "the smallest subnormal"),
         ):
-            yield Case(name, f"every double field {text}", _build(cls, **{f.name: value for f in doubles}))
+            yield Case(
+                name, f"every double field {text}", _build(cls, **{f.name: value for f in doubles})
+            )
     strings = _scalar_fields(desc, F.TYPE_STRING)
     if strings:
-        yield Case("unicode_strings", "strings with multi-byte UTF-8 (CJK, accents, emoji)",
-                   _build(cls, **{f.name: f"Ünïcødé-日本株-📈-{i}" for i, f in enumerate(strings)}))
-        yield Case("empty_strings_others_set", "strings empty, every other singular field set",
-                   _build(cls, **{k: v for k, v in typical.items() if desc.fields_by_name[k].type != F.TYPE_STRING}))
+        yield Case(
+            "unicode_strings",
+            "strings with multi-byte UTF-8 (CJK, accents, emoji)",
+            _build(cls, **{f.name: f"Ünïcødé-日本株-📈-{i}" for i, f in enumerate(strings)}),
+        )
+        yield Case(
+            "empty_strings_others_set",
+            "strings empty, every other singular field set",
+            _build(
+                cls,
+                **{
+                    k: v for k, v in typical.items() if desc.fields_by_name[k].type != F.TYPE_STRING
+                },
+            ),
+        )
     for field in _scalar_fields(desc, F.TYPE_ENUM):
-        yield Case(f"unknown_enum_{field.name}", f"{field.name} holds 77, a value no schema version declares",
-                   _build(cls, **{field.name: 77}))
-        yield Case(f"negative_enum_{field.name}", f"{field.name} holds -1 (ten-byte varint)",
-                   _build(cls, **{field.name: -1}))
+        yield Case(
+            f"unknown_enum_{field.name}",
+            f"{field.name} holds 77, a value no schema version declares",
+            _build(cls, **{field.name: 77}),
+        )
+        yield Case(
+            f"negative_enum_{field.name}",
+            f"{field.name} holds -1 (ten-byte varint)",
+            _build(cls, **{field.name: -1}),
+        )
     for field in maps:
-        yield Case(f"map_{field.name}", f"{field.name} with several entries (order may vary)",
-                   _build(cls, **{field.name: _map_entries(field)}), canonical=False)
-    yield Case("unknown_fields", "typical message plus fields 100 (varint), 101 (bytes), 102 (fixed64) "
-               "from a newer schema", _build(cls, **typical), unknown=UNKNOWN_FIELDS)
+        yield Case(
+            f"map_{field.name}",
+            f"{field.name} with several entries (order may vary)",
+            _build(cls, **{field.name: _map_entries(field)}),
+            canonical=False,
+        )
+    yield Case(
+        "unknown_fields",
+        "typical message plus fields 100 (varint), 101 (bytes), 102 (fixed64) from a newer schema",
+        _build(cls, **typical),
+        unknown=UNKNOWN_FIELDS,
+    )
 
 
 def _channel_and_key(mtype: MessageType[Any], message: Message) -> tuple[str, str]:
@@ -162,8 +209,17 @@ def message_vectors(mtype: MessageType[Any]) -> dict[str, Any]:
         channel, key = _channel_and_key(mtype, case.message)
         if len(key.encode()) > wire.MAX_KEY or "\0" in key:
             key = ""
-        frame = wire.encode_frame(channel, key, mtype.type_id, mtype.fingerprint, PUBLISHER_ID,
-                                  index, index, BASE_TS_NS + index, payload)
+        frame = wire.encode_frame(
+            channel,
+            key,
+            mtype.type_id,
+            mtype.fingerprint,
+            PUBLISHER_ID,
+            index,
+            index,
+            BASE_TS_NS + index,
+            payload,
+        )
         entry: dict[str, Any] = {
             "name": case.name,
             "description": case.description,
@@ -182,16 +238,44 @@ def message_vectors(mtype: MessageType[Any]) -> dict[str, Any]:
     }
 
 
-def _valid(name: str, channel: str, key: str, mtype: MessageType[Any], message: Message,
-           publisher_id: int, seq: int, key_seq: int, ts: int, flags: int = 0) -> dict[str, Any]:
+def _valid(
+    name: str,
+    channel: str,
+    key: str,
+    mtype: MessageType[Any],
+    message: Message,
+    publisher_id: int,
+    seq: int,
+    key_seq: int,
+    ts: int,
+    flags: int = 0,
+) -> dict[str, Any]:
     payload = message.SerializeToString(deterministic=True)
-    frame = wire.encode_frame(channel, key, mtype.type_id, mtype.fingerprint, publisher_id, seq,
-                              key_seq, ts, payload, flags)
+    frame = wire.encode_frame(
+        channel,
+        key,
+        mtype.type_id,
+        mtype.fingerprint,
+        publisher_id,
+        seq,
+        key_seq,
+        ts,
+        payload,
+        flags,
+    )
     return {
-        "name": name, "frame_hex": frame.hex(), "channel": channel, "key": key, "flags": flags,
-        "type_id": mtype.type_id, "fingerprint": f"{mtype.fingerprint:#018x}",
-        "publisher_id": str(publisher_id), "seq": str(seq), "key_seq": str(key_seq),
-        "send_ts_ns": str(ts), "payload_hex": payload.hex(),
+        "name": name,
+        "frame_hex": frame.hex(),
+        "channel": channel,
+        "key": key,
+        "flags": flags,
+        "type_id": mtype.type_id,
+        "fingerprint": f"{mtype.fingerprint:#018x}",
+        "publisher_id": str(publisher_id),
+        "seq": str(seq),
+        "key_seq": str(key_seq),
+        "send_ts_ns": str(ts),
+        "payload_hex": payload.hex(),
     }
 
 
@@ -201,14 +285,53 @@ def envelope_vectors() -> dict[str, Any]:
     long_key = "K" * wire.MAX_KEY
     valid = [
         _valid("worked_example", "market_data", "AAPL", md, aapl, PUBLISHER_ID, 1, 1, BASE_TS_NS),
-        _valid("replay_flag", "market_data", "AAPL", md, aapl, PUBLISHER_ID, 2, 2, BASE_TS_NS, wire.FLAG_REPLAY),
-        _valid("snapshot_flag", "positions", "AAPL", registry.POSITION_TYPE,
-               registry.POSITION_TYPE.cls(symbol="AAPL", quantity=10), 9, 5, 3, 1, wire.FLAG_SNAPSHOT),
+        _valid(
+            "replay_flag",
+            "market_data",
+            "AAPL",
+            md,
+            aapl,
+            PUBLISHER_ID,
+            2,
+            2,
+            BASE_TS_NS,
+            wire.FLAG_REPLAY,
+        ),
+        _valid(
+            "snapshot_flag",
+            "positions",
+            "AAPL",
+            registry.POSITION_TYPE,
+            registry.POSITION_TYPE.cls(symbol="AAPL", quantity=10),
+            9,
+            5,
+            3,
+            1,
+            wire.FLAG_SNAPSHOT,
+        ),
         _valid("unknown_flags_kept", "market_data", "AAPL", md, aapl, 1, 1, 1, 1, 0xF0),
-        _valid("heartbeat_keyless", "market_data", "", hb,
-               hb.cls(channel="market_data", last_seq=41), PUBLISHER_ID, 0, 0, BASE_TS_NS),
-        _valid("u64_max_counters", "market_data", "AAPL", md, aapl, UINT64_MAX, UINT64_MAX,
-               UINT64_MAX, UINT64_MAX),
+        _valid(
+            "heartbeat_keyless",
+            "market_data",
+            "",
+            hb,
+            hb.cls(channel="market_data", last_seq=41),
+            PUBLISHER_ID,
+            0,
+            0,
+            BASE_TS_NS,
+        ),
+        _valid(
+            "u64_max_counters",
+            "market_data",
+            "AAPL",
+            md,
+            aapl,
+            UINT64_MAX,
+            UINT64_MAX,
+            UINT64_MAX,
+            UINT64_MAX,
+        ),
         _valid("longest_key", "market_data", long_key, md, md.cls(symbol=long_key), 7, 1, 1, 1),
         _valid("utf8_key", "market_data", "日本株", md, md.cls(symbol="日本株"), 7, 1, 1, 1),
         _valid("empty_payload", "market_data", "", md, md.cls(), 7, 1, 1, 1),
@@ -218,10 +341,12 @@ def envelope_vectors() -> dict[str, Any]:
     header = topic_len
 
     def patched(offset: int, new: bytes) -> bytes:
-        return good[:offset] + new + good[offset + len(new):]
+        return good[:offset] + new + good[offset + len(new) :]
 
     def raw(payload: bytes, type_id: int = md.type_id) -> bytes:
-        return wire.encode_frame("market_data", "AAPL", type_id, md.fingerprint, 1, 1, 1, 1, payload)
+        return wire.encode_frame(
+            "market_data", "AAPL", type_id, md.fingerprint, 1, 1, 1, 1, payload
+        )
 
     invalid = [
         ("empty_frame", b"", "truncated"),
@@ -237,8 +362,11 @@ def envelope_vectors() -> dict[str, Any]:
         ("bad_magic", patched(header, b"XW"), "bad_magic"),
         ("version_2", patched(header + 2, b"\x02"), "unsupported_version"),
         ("version_0", patched(header + 2, b"\x00"), "unsupported_version"),
-        ("oversized_length", patched(header + 48, struct.pack("<I", wire.DEFAULT_MAX_PAYLOAD + 1)),
-         "oversized"),
+        (
+            "oversized_length",
+            patched(header + 48, struct.pack("<I", wire.DEFAULT_MAX_PAYLOAD + 1)),
+            "oversized",
+        ),
         ("length_u32_max", patched(header + 48, struct.pack("<I", 0xFFFFFFFF)), "oversized"),
         ("trailing_bytes", good + b"\x00", "trailing_bytes"),
         ("type_id_zero", patched(header + 4, b"\x00\x00"), "unknown_type"),
@@ -257,7 +385,9 @@ def envelope_vectors() -> dict[str, Any]:
 def render_all() -> dict[str, str]:
     files = {f"{t.cls.DESCRIPTOR.name}.json": message_vectors(t) for t in registry.MESSAGE_TYPES}
     files["envelope.json"] = envelope_vectors()
-    return {name: json.dumps(body, indent=2, ensure_ascii=False) + "\n" for name, body in files.items()}
+    return {
+        name: json.dumps(body, indent=2, ensure_ascii=False) + "\n" for name, body in files.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,10 +397,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rendered = render_all()
     stale = sorted(
-        name for name, text in rendered.items()
+        name
+        for name, text in rendered.items()
         if not (args.out / name).exists() or (args.out / name).read_text() != text
     )
-    extra = sorted(p.name for p in args.out.glob("*.json") if p.name not in rendered) if args.out.exists() else []
+    extra = (
+        sorted(p.name for p in args.out.glob("*.json") if p.name not in rendered)
+        if args.out.exists()
+        else []
+    )
     if args.check:
         for name in stale:
             print(f"stale or missing: {args.out / name}")

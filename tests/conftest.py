@@ -27,6 +27,8 @@ def rust_bin_dir() -> Path:
         pytest.fail("cargo is needed to build the Rust peer binaries (or set TRADEWIRE_BIN_DIR)")
     subprocess.run(
         ["cargo", "build", "--release", "--locked", "-p", "tradewire", "--bins"],
-        cwd=ROOT, check=True, capture_output=True,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
     )
     return ROOT / "target" / "release"

@@ -25,8 +25,9 @@ def endpoint(tmp_path: Path) -> str:
     return f"ipc://{tmp_path}/sock"
 
 
-def _until_received(pub: MarketDataPublisher, sub: MarketDataSubscriber,
-                    tick: MarketData) -> Received[MarketData]:
+def _until_received(
+    pub: MarketDataPublisher, sub: MarketDataSubscriber, tick: MarketData
+) -> Received[MarketData]:
     """Publish until the subscription is live (ZMQ's slow-joiner window), bounded."""
     for _ in range(500):
         pub.publish(tick)
@@ -66,10 +67,18 @@ def test_gaps_are_counted_per_key_when_filtered(endpoint: str) -> None:
     raw.bind(endpoint)
     try:
         with MarketDataSubscriber(endpoint, keys=["AAPL"]) as sub:
+
             def frame(key_seq: int) -> bytes:
-                return wire.encode_message("market_data", MarketData(symbol="AAPL"), key="AAPL",
-                                           publisher_id=9, seq=key_seq * 3, key_seq=key_seq,
-                                           send_ts_ns=1)
+                return wire.encode_message(
+                    "market_data",
+                    MarketData(symbol="AAPL"),
+                    key="AAPL",
+                    publisher_id=9,
+                    seq=key_seq * 3,
+                    key_seq=key_seq,
+                    send_ts_ns=1,
+                )
+
             for _ in range(500):
                 raw.send(frame(1))
                 if sub.recv(timeout=0.01):
@@ -87,8 +96,9 @@ def test_malformed_frames_are_counted_and_the_subscriber_keeps_running(endpoint:
     ctx = zmq.Context.instance()
     raw = ctx.socket(zmq.PUB)
     raw.bind(endpoint)
-    good = wire.encode_message("market_data", MarketData(symbol="A"), key="A", publisher_id=1,
-                               seq=1, send_ts_ns=1)
+    good = wire.encode_message(
+        "market_data", MarketData(symbol="A"), key="A", publisher_id=1, seq=1, send_ts_ns=1
+    )
     try:
         with MarketDataSubscriber(endpoint) as sub:
             for _ in range(500):
@@ -128,7 +138,11 @@ def test_command_is_acknowledged_and_applied_once(endpoint: str) -> None:
         thread.join(5)
     assert applied == ["k-1"]
     assert (first.command_id, first.outcome, first.duplicate) == ("k-1", CommandAck.APPLIED, False)
-    assert (again.outcome, again.duplicate, again.engine_timestamp_us) == (CommandAck.APPLIED, True, 42)
+    assert (again.outcome, again.duplicate, again.engine_timestamp_us) == (
+        CommandAck.APPLIED,
+        True,
+        42,
+    )
 
 
 def test_command_sent_before_the_server_exists_is_applied_once_it_appears(endpoint: str) -> None:
@@ -140,8 +154,15 @@ def test_command_sent_before_the_server_exists_is_applied_once_it_appears(endpoi
         return CommandAck(outcome=CommandAck.APPLIED)
 
     with CommandsClient(endpoint) as client:
-        sender = threading.Thread(target=lambda: result.append(client.send(
-            StrategyCommand(type=StrategyCommand.KILL_SWITCH), timeout=10, retry_interval=0.05)))
+        sender = threading.Thread(
+            target=lambda: result.append(
+                client.send(
+                    StrategyCommand(type=StrategyCommand.KILL_SWITCH),
+                    timeout=10,
+                    retry_interval=0.05,
+                )
+            )
+        )
         sender.start()
         deadline = time.monotonic() + 5
         while client.stats.sent < 3 and time.monotonic() < deadline:  # retried: no server yet
@@ -159,8 +180,9 @@ def test_command_sent_before_the_server_exists_is_applied_once_it_appears(endpoi
 
 def test_command_times_out_with_a_clear_error(endpoint: str) -> None:
     with CommandsClient(endpoint) as client, pytest.raises(CommandTimeout, match="no ack"):
-        client.send(StrategyCommand(type=StrategyCommand.PAUSE_TRADING), timeout=0.3,
-                    retry_interval=0.1)
+        client.send(
+            StrategyCommand(type=StrategyCommand.PAUSE_TRADING), timeout=0.3, retry_interval=0.1
+        )
 
 
 def test_generic_classes_refuse_a_channel_of_the_wrong_pattern(endpoint: str) -> None:

@@ -16,7 +16,9 @@ HERE = Path(__file__).resolve().parent / "typecheck"
 def _mypy(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(path)],
-        capture_output=True, text=True, cwd=HERE,
+        capture_output=True,
+        text=True,
+        cwd=HERE,
     )
 
 

@@ -36,8 +36,9 @@ def test_every_message_type_has_vectors() -> None:
     assert {name for name, _ in CASES} == set(BY_NAME)
 
 
-@pytest.mark.parametrize(("message", "case"), CASES, ids=[f"{m.split('.')[-1]}.{c['name']}"
-                                                          for m, c in CASES])
+@pytest.mark.parametrize(
+    ("message", "case"), CASES, ids=[f"{m.split('.')[-1]}.{c['name']}" for m, c in CASES]
+)
 def test_vector_roundtrips_in_python(message: str, case: dict[str, Any]) -> None:
     cls: type[Message] = BY_NAME[message].cls
     payload = bytes.fromhex(case["payload_hex"])
@@ -77,15 +78,28 @@ def _same(a: Message, b: Message) -> bool:
 
 def test_vectors_cover_the_edge_cases_the_spec_lists() -> None:
     names = {c["name"] for _, c in CASES}
-    for required in ("defaults", "int64_min", "int64_max", "int_negative", "double_nan",
-                     "double_pos_inf", "double_neg_inf", "double_neg_zero", "unicode_strings",
-                     "empty_strings_others_set", "unknown_fields"):
+    for required in (
+        "defaults",
+        "int64_min",
+        "int64_max",
+        "int_negative",
+        "double_nan",
+        "double_pos_inf",
+        "double_neg_inf",
+        "double_neg_zero",
+        "unicode_strings",
+        "empty_strings_others_set",
+        "unknown_fields",
+    ):
         assert required in names
     assert any(n.startswith("map_") for n in names)
     assert any(n.startswith("unknown_enum_") for n in names)
 
 
 def test_committed_vectors_are_what_the_generator_writes() -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "conformance" / "generate_vectors.py"),
-                             "--check"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "conformance" / "generate_vectors.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr

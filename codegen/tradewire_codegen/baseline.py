@@ -17,9 +17,8 @@ def _git(repo: Path, *args: str) -> bytes:
     except FileNotFoundError as exc:
         raise CodegenError("git not found on PATH") from exc
     if proc.returncode != 0:
-        raise CodegenError(
-            f"`git {' '.join(args)}` failed: {proc.stderr.decode('utf-8', errors='replace').strip()}"
-        )
+        stderr = proc.stderr.decode("utf-8", errors="replace").strip()
+        raise CodegenError(f"`git {' '.join(args)}` failed: {stderr}")
     return proc.stdout
 
 

@@ -93,8 +93,11 @@ def _field_change(
     return None
 
 
-def _parent_deleted(name: str, new_messages: dict[str, tuple[str, MessageContract]],
-                    old_messages: dict[str, tuple[str, MessageContract]]) -> bool:
+def _parent_deleted(
+    name: str,
+    new_messages: dict[str, tuple[str, MessageContract]],
+    old_messages: dict[str, tuple[str, MessageContract]],
+) -> bool:
     parent = name.rsplit(".", 1)[0]
     return parent in old_messages and parent not in new_messages
 
@@ -104,36 +107,63 @@ def _messages(old: Contract, new: Contract) -> list[Violation]:
     old_types, new_types = _Types(old), _Types(new)
     old_msgs, new_msgs = old.messages(), new.messages()
     for name, (file, om) in sorted(old_msgs.items()):
+        if om.map_entry:
+            continue  # compared through the map field that uses it (`map<K, V>`)
         if name not in new_msgs:
-            if not om.map_entry and not _parent_deleted(name, new_msgs, old_msgs):
+            if not _parent_deleted(name, new_msgs, old_msgs):
                 out.append(Violation(file, name, None, None, "message_deleted", "message deleted"))
             continue
         nm = new_msgs[name][1]
         if om.type_id is not None and nm.type_id != om.type_id:
             if nm.type_id is None:
-                out.append(Violation(file, name, None, None, "type_id_removed",
-                                     f"type_id {om.type_id} removed"))
+                out.append(
+                    Violation(
+                        file, name, None, None, "type_id_removed", f"type_id {om.type_id} removed"
+                    )
+                )
             else:
-                out.append(Violation(file, name, None, None, "type_id_changed",
-                                     f"type_id changed from {om.type_id} to {nm.type_id}"))
+                out.append(
+                    Violation(
+                        file,
+                        name,
+                        None,
+                        None,
+                        "type_id_changed",
+                        f"type_id changed from {om.type_id} to {nm.type_id}",
+                    )
+                )
         old_fields = {f.number: f for f in om.fields}
         new_fields = {f.number: f for f in nm.fields}
         for number, of in sorted(old_fields.items()):
             nf = new_fields.get(number)
             if nf is None:
                 if not nm.reserves(number):
-                    out.append(Violation(file, name, of.name, number, "field_deleted",
-                                         "field deleted without reserving its number"))
+                    out.append(
+                        Violation(
+                            file,
+                            name,
+                            of.name,
+                            number,
+                            "field_deleted",
+                            "field deleted without reserving its number",
+                        )
+                    )
                 continue
             change = _field_change(of, nf, old_types, new_types)
             if change is not None:
                 out.append(Violation(file, name, of.name, number, *change))
         for number, nf in sorted(new_fields.items()):
             if number not in old_fields and om.reserves(number):
-                out.append(Violation(
-                    file, name, nf.name, number, "reserved_number_reused",
-                    f"field `{nf.name}` uses number {number}, reserved in the baseline",
-                ))
+                out.append(
+                    Violation(
+                        file,
+                        name,
+                        nf.name,
+                        number,
+                        "reserved_number_reused",
+                        f"field `{nf.name}` uses number {number}, reserved in the baseline",
+                    )
+                )
     return out
 
 
@@ -153,15 +183,29 @@ def _enums(old: Contract, new: Contract) -> list[Violation]:
         ne = new_enums[name][1]
         for value, number in sorted(oe.values.items(), key=lambda kv: (kv[1], kv[0])):
             if not _enum_value_kept(value, number, ne):
-                out.append(Violation(file, name, value, number, "enum_value_deleted",
-                                     "enum value deleted without reserving its number or name"))
+                out.append(
+                    Violation(
+                        file,
+                        name,
+                        value,
+                        number,
+                        "enum_value_deleted",
+                        "enum value deleted without reserving its number or name",
+                    )
+                )
         old_numbers = set(oe.values.values())
         for value, number in sorted(ne.values.items(), key=lambda kv: (kv[1], kv[0])):
             if number not in old_numbers and oe.reserves(number):
-                out.append(Violation(
-                    file, name, value, number, "reserved_number_reused",
-                    f"enum value `{value}` uses number {number}, reserved in the baseline",
-                ))
+                out.append(
+                    Violation(
+                        file,
+                        name,
+                        value,
+                        number,
+                        "reserved_number_reused",
+                        f"enum value `{value}` uses number {number}, reserved in the baseline",
+                    )
+                )
     return out
 
 
@@ -177,8 +221,16 @@ def _channels(old: Contract, new: Contract) -> list[Violation]:
         for attr in ("message", "pattern", "key_field", "reply"):
             was, now = getattr(oc, attr), getattr(nc, attr)
             if was != now:
-                out.append(Violation(file, subject, None, None, "channel_changed",
-                                     f"{attr} changed from {was!r} to {now!r}"))
+                out.append(
+                    Violation(
+                        file,
+                        subject,
+                        None,
+                        None,
+                        "channel_changed",
+                        f"{attr} changed from {was!r} to {now!r}",
+                    )
+                )
     return out
 
 

@@ -23,11 +23,15 @@ def _location_args(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default_root = argparse.SUPPRESS if suppress else "."
     default_schema = argparse.SUPPRESS if suppress else "schema"
     parser.add_argument(
-        "--root", type=Path, default=default_root,
+        "--root",
+        type=Path,
+        default=default_root,
         help="project root: outputs and relative paths are resolved against it (default: .)",
     )
     parser.add_argument(
-        "--schema", default=default_schema, metavar="DIR",
+        "--schema",
+        default=default_schema,
+        metavar="DIR",
         help="schema directory, relative to --root (default: schema)",
     )
 
@@ -39,35 +43,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _location_args(parser, suppress=False)
     parser.add_argument(
-        "--check", action="store_true",
+        "--check",
+        action="store_true",
         help="generate into memory and compare with the committed files; exit 1 if any differ",
     )
     parser.add_argument(
-        "--no-prost", dest="prost", action="store_false",
+        "--no-prost",
+        dest="prost",
+        action="store_false",
         help="skip the Rust prost structs (tradewire.v1.rs), which need cargo",
     )
     parser.add_argument(
-        "--cargo-workspace", type=Path, default=None, metavar="DIR",
+        "--cargo-workspace",
+        type=Path,
+        default=None,
+        metavar="DIR",
         help="Cargo workspace holding crates/tradewire-protogen (default: --root)",
     )
     sub = parser.add_subparsers(dest="command", metavar="{lock,breaking}")
     lock = sub.add_parser(
-        "lock", help="write the wire contract as JSON",
+        "lock",
+        help="write the wire contract as JSON",
         description="Write the wire contract of the schema (messages, fields, reserved numbers, "
         "enums, type ids, channels) as sorted, pretty JSON.",
     )
     _location_args(lock, suppress=True)
     lock.add_argument(
-        "--out", default=DEFAULT_LOCK,
+        "--out",
+        default=DEFAULT_LOCK,
         help=f"lock file to write, relative to --root (default: {DEFAULT_LOCK})",
     )
     breaking = sub.add_parser(
-        "breaking", help="report wire-breaking changes against a baseline",
+        "breaking",
+        help="report wire-breaking changes against a baseline",
         description="Compare the schema with a baseline and list every wire-breaking change.",
     )
     _location_args(breaking, suppress=True)
     breaking.add_argument(
-        "--against", required=True, metavar="REF|LOCK",
+        "--against",
+        required=True,
+        metavar="REF|LOCK",
         help="a lock file (*.json, relative to --root) or a git ref (commit, branch, tag)",
     )
     breaking.add_argument("--json", action="store_true", help="print violations as a JSON list")
@@ -82,8 +97,7 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
 
 def _generate(args: argparse.Namespace) -> int:
     root, schema = _paths(args)
-    opts = Options(root=root, schema=schema, prost=args.prost,
-                   cargo_workspace=args.cargo_workspace)
+    opts = Options(root=root, schema=schema, prost=args.prost, cargo_workspace=args.cargo_workspace)
     files = generate(opts)
     existing = managed_files(root, prost=args.prost)
     if args.check:

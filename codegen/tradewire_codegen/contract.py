@@ -105,8 +105,11 @@ def extract(schema: Schema) -> Contract:
                 map_entry=m.is_map_entry,
                 fields=tuple(
                     FieldContract(
-                        number=f.number, name=f.name, type=_type_name(f),
-                        type_name=f.type_name.lstrip("."), label=_label(f),
+                        number=f.number,
+                        name=f.name,
+                        type=_type_name(f),
+                        type_name=f.type_name.lstrip("."),
+                        label=_label(f),
                     )
                     for f in sorted(m.proto.field, key=lambda f: f.number)
                 ),
@@ -130,8 +133,12 @@ def extract(schema: Schema) -> Contract:
         }
         channels = {
             c.name: ChannelContract(
-                name=c.name, message=c.message, pattern=c.pattern, key_field=c.key_field,
-                reply=c.reply, last_value=c.last_value,
+                name=c.name,
+                message=c.message,
+                pattern=c.pattern,
+                key_field=c.key_field,
+                reply=c.reply,
+                last_value=c.last_value,
             )
             for c in schema.channels
             if c.file == name
@@ -155,8 +162,13 @@ def to_json(contract: Contract) -> str:
                         "type_id": m.type_id,
                         "map_entry": m.map_entry,
                         "fields": [
-                            {"number": f.number, "name": f.name, "type": f.type,
-                             "type_name": f.type_name, "label": f.label}
+                            {
+                                "number": f.number,
+                                "name": f.name,
+                                "type": f.type,
+                                "type_name": f.type_name,
+                                "label": f.label,
+                            }
                             for f in m.fields
                         ],
                         "reserved_ranges": [list(r) for r in m.reserved_ranges],
@@ -174,8 +186,11 @@ def to_json(contract: Contract) -> str:
                 },
                 "channels": {
                     name: {
-                        "message": c.message, "pattern": c.pattern, "key_field": c.key_field,
-                        "reply": c.reply, "last_value": c.last_value,
+                        "message": c.message,
+                        "pattern": c.pattern,
+                        "key_field": c.key_field,
+                        "reply": c.reply,
+                        "last_value": c.last_value,
                     }
                     for name, c in fc.channels.items()
                 },
@@ -247,13 +262,15 @@ def from_json(text: str, source: str) -> Contract:
             fields = []
             for fd in r.lst(m.get("fields", []), f"{name} fields"):
                 fo = r.obj(fd, f"{name} fields")
-                fields.append(FieldContract(
-                    number=r.int_(fo.get("number"), f"{name} field number"),
-                    name=r.str_(fo.get("name"), f"{name} field name"),
-                    type=r.str_(fo.get("type"), f"{name} field type"),
-                    type_name=r.str_(fo.get("type_name", ""), f"{name} field type_name"),
-                    label=r.str_(fo.get("label"), f"{name} field label"),
-                ))
+                fields.append(
+                    FieldContract(
+                        number=r.int_(fo.get("number"), f"{name} field number"),
+                        name=r.str_(fo.get("name"), f"{name} field name"),
+                        type=r.str_(fo.get("type"), f"{name} field type"),
+                        type_name=r.str_(fo.get("type_name", ""), f"{name} field type_name"),
+                        label=r.str_(fo.get("label"), f"{name} field label"),
+                    )
+                )
             messages[name] = MessageContract(
                 full_name=name,
                 type_id=None if type_id is None else r.int_(type_id, f"{name} type_id"),
@@ -287,7 +304,9 @@ def from_json(text: str, source: str) -> Contract:
             )
         files[path] = FileContract(
             package=r.str_(f.get("package", ""), f"{path} package"),
-            messages=messages, enums=enums, channels=channels,
+            messages=messages,
+            enums=enums,
+            channels=channels,
         )
     return Contract(files)
 

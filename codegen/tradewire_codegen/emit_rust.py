@@ -68,14 +68,15 @@ def render_rust_channels(schema: Schema) -> str:
     for msg in typed:
         out += [
             f"/// `{msg.full_name}`.",
-            f"pub const {type_const(msg.name)}: MessageType = MessageType {{ type_id: {msg.type_id}, "
-            f"full_name: {rust_str(msg.full_name)}, "
+            f"pub const {type_const(msg.name)}: MessageType = MessageType {{ "
+            f"type_id: {msg.type_id}, full_name: {rust_str(msg.full_name)}, "
             f"fingerprint: {rust_hex(fingerprint(msg.full_name, msg.proto))} }};",
         ]
     out += [
         "",
         "/// Every message type, by type id.",
-        f"pub const MESSAGE_TYPES: &[MessageType] = &[{', '.join(type_const(m.name) for m in typed)}];",
+        "pub const MESSAGE_TYPES: &[MessageType] = &["
+        f"{', '.join(type_const(m.name) for m in typed)}];",
         "",
     ]
     for msg in typed:
@@ -88,8 +89,10 @@ def render_rust_channels(schema: Schema) -> str:
         msg = schema.messages[ch.message]
         reply = f"Some({type_const(schema.messages[ch.reply].name)})" if ch.reply else "None"
         pattern = {"PUB_SUB": "PubSub", "COMMAND": "Command"}[ch.pattern]
-        doc = f"/// Channel `{ch.name}`: {ch.description}" if ch.description else (
-            f"/// Channel `{ch.name}`."
+        doc = (
+            f"/// Channel `{ch.name}`: {ch.description}"
+            if ch.description
+            else (f"/// Channel `{ch.name}`.")
         )
         out += [
             doc,
@@ -101,7 +104,8 @@ def render_rust_channels(schema: Schema) -> str:
     out += [
         "",
         "/// Every channel, in declaration order.",
-        f"pub const CHANNELS: &[Channel] = &[{', '.join(upper_snake(c.name) for c in schema.channels)}];",
+        "pub const CHANNELS: &[Channel] = &["
+        f"{', '.join(upper_snake(c.name) for c in schema.channels)}];",
     ]
     for full_name, key in keyed.items():
         out += [

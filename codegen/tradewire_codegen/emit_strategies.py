@@ -107,7 +107,9 @@ class _Emitter:
         if field.type == F.TYPE_MESSAGE:
             entry = self.schema.messages[field.type_name.lstrip(".")]
             if entry.is_map_entry:
-                key, value = (self.value(f) for f in sorted(entry.proto.field, key=lambda f: f.number))
+                key, value = (
+                    self.value(f) for f in sorted(entry.proto.field, key=lambda f: f.number)
+                )
                 return f"st.dictionaries({key}, {value}, max_size={COLLECTION_SIZE})"
         if field.label == F.LABEL_REPEATED:
             return f"st.lists({self.value(field)}, max_size={COLLECTION_SIZE})"
@@ -139,9 +141,9 @@ class _Emitter:
             PY_HEADER.rstrip("\n"),
             '"""Hypothesis strategies for every message type declared in schema/.',
             "",
-            "Doubles include NaN, +-inf and -0.0; integers span their type's full range; text is",
-            "valid Unicode; maps and repeated fields hold several entries; open enums draw declared",
-            "values and sometimes unknown ones; channel key fields draw valid topic keys.",
+            "Doubles include NaN, +-inf and -0.0; integers span their type's full range; text",
+            "is valid Unicode; maps and repeated fields hold several entries; open enums draw",
+            "declared values and sometimes unknown ones; channel key fields draw valid topic keys.",
             '"""',
             "",
             "from __future__ import annotations",
@@ -166,7 +168,7 @@ class _Emitter:
                 "",
                 "",
                 "def _enum(*numbers: int) -> st.SearchStrategy[int]:",
-                '    """Declared enum values, and sometimes an unknown one (proto3 enums are open)."""',
+                '    """Declared enum values, sometimes an unknown one (proto3 enums are open)."""',
                 "    return st.sampled_from(numbers) | _INT32",
             ]
         out += functions

@@ -7,10 +7,60 @@ import re
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z0-9]|$|[^A-Za-z0-9])|[A-Z]?[a-z0-9]+|[A-Z]+")
 
 RUST_KEYWORDS = frozenset(
-    "as async await break const continue crate dyn else enum extern false fn for if impl in "
-    "let loop match mod move mut pub ref return self Self static struct super trait true type "
-    "unsafe use where while abstract become box do final macro override priv typeof unsized "
-    "virtual yield try gen".split()
+    {
+        "as",
+        "async",
+        "await",
+        "break",
+        "const",
+        "continue",
+        "crate",
+        "dyn",
+        "else",
+        "enum",
+        "extern",
+        "false",
+        "fn",
+        "for",
+        "if",
+        "impl",
+        "in",
+        "let",
+        "loop",
+        "match",
+        "mod",
+        "move",
+        "mut",
+        "pub",
+        "ref",
+        "return",
+        "self",
+        "Self",
+        "static",
+        "struct",
+        "super",
+        "trait",
+        "true",
+        "type",
+        "unsafe",
+        "use",
+        "where",
+        "while",
+        "abstract",
+        "become",
+        "box",
+        "do",
+        "final",
+        "macro",
+        "override",
+        "priv",
+        "typeof",
+        "unsized",
+        "virtual",
+        "yield",
+        "try",
+        "gen",
+    }
 )
 
 
@@ -30,7 +80,7 @@ def upper_snake(name: str) -> str:
 
 
 def camel(name: str) -> str:
-    """`market_data` -> `MarketData` (also prost's type naming for `HTTPRequest` -> `HttpRequest`)."""
+    """`market_data` -> `MarketData`; prost's type naming (`HTTPRequest` -> `HttpRequest`)."""
     return "".join(w[:1].upper() + w[1:] for w in words(name))
 
 

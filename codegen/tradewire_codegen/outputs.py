@@ -33,10 +33,16 @@ def _diff_head(rel: str, old: bytes, new: bytes) -> list[str]:
         old_text, new_text = old.decode("utf-8"), new.decode("utf-8")
     except UnicodeDecodeError:
         return [f"    (binary: {len(old)} bytes committed, {len(new)} bytes generated)"]
-    diff = list(difflib.unified_diff(
-        old_text.splitlines(), new_text.splitlines(),
-        f"{rel} (committed)", f"{rel} (generated)", lineterm="", n=1,
-    ))
+    diff = list(
+        difflib.unified_diff(
+            old_text.splitlines(),
+            new_text.splitlines(),
+            f"{rel} (committed)",
+            f"{rel} (generated)",
+            lineterm="",
+            n=1,
+        )
+    )
     head = [f"    {line}" for line in diff[:DIFF_HEAD]]
     if len(diff) > DIFF_HEAD:
         head.append(f"    ... ({len(diff) - DIFF_HEAD} more diff lines)")

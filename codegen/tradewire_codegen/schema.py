@@ -108,6 +108,13 @@ def _walk_messages(
         yield from _walk_messages(full, here, list(proto.nested_type))
 
 
+def _find_extension(pool: descriptor_pool.DescriptorPool, name: str) -> Any:
+    try:
+        return pool.FindExtensionByName(name)
+    except KeyError:
+        return None
+
+
 class _Options:
     """Reads tradewire's custom options out of serialized option messages."""
 
@@ -121,14 +128,9 @@ class _Options:
         self._msg_cls = message_factory.GetMessageClass(
             pool.FindMessageTypeByName("google.protobuf.MessageOptions")
         )
-        try:
-            self._type_id = pool.FindExtensionByName(TYPE_ID_EXTENSION)
-        except KeyError:
-            self._type_id = None
-        try:
-            self._channel = pool.FindExtensionByName(CHANNEL_EXTENSION)
-        except KeyError:
-            self._channel = None
+        # Extension handles are typed Any: the stubs only type extensions of generated classes.
+        self._type_id: Any = _find_extension(pool, TYPE_ID_EXTENSION)
+        self._channel: Any = _find_extension(pool, CHANNEL_EXTENSION)
 
     def type_id(self, options: descriptor_pb2.MessageOptions) -> int | None:
         if self._type_id is None:
@@ -164,31 +166,47 @@ def load_schema(schema_dir: Path, *, python: bool = False) -> Schema:
         syntax = f.syntax or "proto2"
         for full, path, proto in _walk_messages(f.package, (), list(f.message_type)):
             messages[full] = MessageInfo(
-                full_name=full, path=path, file=f.name, package=f.package, proto=proto,
-                type_id=options.type_id(proto.options), syntax=syntax,
+                full_name=full,
+                path=path,
+                file=f.name,
+                package=f.package,
+                proto=proto,
+                type_id=options.type_id(proto.options),
+                syntax=syntax,
             )
             for e in proto.enum_type:
                 enums[f"{full}.{e.name}"] = EnumInfo(
-                    full_name=f"{full}.{e.name}", path=(*path, e.name), file=f.name,
-                    proto=e, syntax=syntax,
+                    full_name=f"{full}.{e.name}",
+                    path=(*path, e.name),
+                    file=f.name,
+                    proto=e,
+                    syntax=syntax,
                 )
         for e in f.enum_type:
             full = f"{f.package}.{e.name}" if f.package else e.name
-            enums[full] = EnumInfo(full_name=full, path=(e.name,), file=f.name, proto=e,
-                                   syntax=syntax)
+            enums[full] = EnumInfo(
+                full_name=full, path=(e.name,), file=f.name, proto=e, syntax=syntax
+            )
         for spec in options.channels(f.options):
             pattern = int(_attr(spec, "pattern"))
-            channels.append(ChannelInfo(
-                file=f.name,
-                name=str(_attr(spec, "name")),
-                message=str(_attr(spec, "message")),
-                pattern=PATTERN_NAMES.get(pattern, f"pattern {pattern}"),
-                key_field=str(_attr(spec, "key_field")),
-                last_value=bool(_attr(spec, "last_value")),
-                reply=str(_attr(spec, "reply")),
-                description=str(_attr(spec, "description")),
-            ))
+            channels.append(
+                ChannelInfo(
+                    file=f.name,
+                    name=str(_attr(spec, "name")),
+                    message=str(_attr(spec, "message")),
+                    pattern=PATTERN_NAMES.get(pattern, f"pattern {pattern}"),
+                    key_field=str(_attr(spec, "key_field")),
+                    last_value=bool(_attr(spec, "last_value")),
+                    reply=str(_attr(spec, "reply")),
+                    description=str(_attr(spec, "description")),
+                )
+            )
     return Schema(
-        descriptor_set=out.descriptor_set, files=tuple(files), schema_files=schema_files,
-        messages=messages, enums=enums, channels=tuple(channels), python_out=out.python,
+        descriptor_set=out.descriptor_set,
+        files=tuple(files),
+        schema_files=schema_files,
+        messages=messages,
+        enums=enums,
+        channels=tuple(channels),
+        python_out=out.python,
     )

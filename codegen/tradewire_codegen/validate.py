@@ -35,13 +35,15 @@ def validate(schema: Schema, schema_label: str = "schema") -> None:
     seen_ids: dict[int, str] = {}
     for msg in schema.schema_messages():
         needs_id = (
-            (msg.package == SCHEMA_PACKAGE and len(msg.path) == 1
-             and not _is_option_file(schema, msg.file))
-            or msg.full_name in channel_messages
-        )
+            msg.package == SCHEMA_PACKAGE
+            and len(msg.path) == 1
+            and not _is_option_file(schema, msg.file)
+        ) or msg.full_name in channel_messages
         if msg.type_id is None:
             if needs_id:
-                problems.append(f"{where(msg.file)}: {msg.full_name}: missing (tradewire.v1.type_id)")
+                problems.append(
+                    f"{where(msg.file)}: {msg.full_name}: missing (tradewire.v1.type_id)"
+                )
             continue
         if not 1 <= msg.type_id <= TYPE_ID_MAX:
             problems.append(
@@ -69,8 +71,8 @@ def validate(schema: Schema, schema_label: str = "schema") -> None:
         if ch.name in names:
             problems.append(f"{item}: duplicate channel name (also in {where(names[ch.name])})")
         names.setdefault(ch.name, ch.file)
-        msg = schema.messages.get(ch.message)
-        if msg is None:
+        carried = schema.messages.get(ch.message)
+        if carried is None:
             problems.append(f"{item}: message {ch.message!r} not found")
         if ch.pattern not in ("PUB_SUB", "COMMAND"):
             problems.append(f"{item}: pattern must be PUB_SUB or COMMAND, not {ch.pattern}")
@@ -80,12 +82,16 @@ def validate(schema: Schema, schema_label: str = "schema") -> None:
             problems.append(f"{item}: PUB_SUB channel cannot have a reply ({ch.reply!r})")
         if ch.reply and ch.reply not in schema.messages:
             problems.append(f"{item}: reply message {ch.reply!r} not found")
-        if ch.key_field and msg is not None:
-            field = msg.field(ch.key_field)
+        if ch.key_field and carried is not None:
+            field = carried.field(ch.key_field)
             if field is None:
-                problems.append(f"{item}: key_field {ch.key_field!r} is not a field of {ch.message}")
-            elif (field.type != FieldDescriptorProto.TYPE_STRING
-                  or field.label == FieldDescriptorProto.LABEL_REPEATED):
+                problems.append(
+                    f"{item}: key_field {ch.key_field!r} is not a field of {ch.message}"
+                )
+            elif (
+                field.type != FieldDescriptorProto.TYPE_STRING
+                or field.label == FieldDescriptorProto.LABEL_REPEATED
+            ):
                 problems.append(
                     f"{item}: key_field {ch.key_field!r} of {ch.message} must be a singular "
                     "string field"

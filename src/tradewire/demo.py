@@ -32,26 +32,82 @@ _NOW_US = 1_764_000_000_000_000
 def samples() -> list[tuple[str, str, Message]]:
     """(channel, key, message) for every message type, with realistic values."""
     return [
-        ("market_data", "AAPL", MarketData(
-            symbol="AAPL", price=187.52, volume=300, timestamp_us=_NOW_US, exchange="NASDAQ",
-            bid=187.51, ask=187.53, bid_size=1200, ask_size=800)),
-        ("signals", "AAPL", TradingSignal(
-            symbol="AAPL", signal=TradingSignal.BUY, confidence=0.73, timestamp_us=_NOW_US,
-            features={"rsi": 61.2, "macd": 0.41})),
-        ("orders", "AAPL", Order(
-            order_id="ord-1", client_order_id="sig-17", symbol="AAPL", side=Order.BUY,
-            quantity=100, price=187.53, type=Order.LIMIT, status=Order.SUBMITTED,
-            timestamp_us=_NOW_US)),
-        ("positions", "AAPL", Position(
-            symbol="AAPL", quantity=100, avg_cost=187.53, current_price=187.60,
-            unrealized_pnl=7.0, realized_pnl=-3.5, last_updated_us=_NOW_US)),
-        ("commands", "", StrategyCommand(
-            type=StrategyCommand.KILL_SWITCH, reason="demo", command_id="cmd-1",
-            sent_timestamp_us=_NOW_US)),
-        ("commands", "", CommandAck(
-            command_id="cmd-1", outcome=CommandAck.APPLIED, engine_timestamp_us=_NOW_US)),
-        ("market_data", "", Heartbeat(
-            channel="market_data", last_seq=41, timestamp_us=_NOW_US, last_key_seq={"AAPL": 41})),
+        (
+            "market_data",
+            "AAPL",
+            MarketData(
+                symbol="AAPL",
+                price=187.52,
+                volume=300,
+                timestamp_us=_NOW_US,
+                exchange="NASDAQ",
+                bid=187.51,
+                ask=187.53,
+                bid_size=1200,
+                ask_size=800,
+            ),
+        ),
+        (
+            "signals",
+            "AAPL",
+            TradingSignal(
+                symbol="AAPL",
+                signal=TradingSignal.BUY,
+                confidence=0.73,
+                timestamp_us=_NOW_US,
+                features={"rsi": 61.2, "macd": 0.41},
+            ),
+        ),
+        (
+            "orders",
+            "AAPL",
+            Order(
+                order_id="ord-1",
+                client_order_id="sig-17",
+                symbol="AAPL",
+                side=Order.BUY,
+                quantity=100,
+                price=187.53,
+                type=Order.LIMIT,
+                status=Order.SUBMITTED,
+                timestamp_us=_NOW_US,
+            ),
+        ),
+        (
+            "positions",
+            "AAPL",
+            Position(
+                symbol="AAPL",
+                quantity=100,
+                avg_cost=187.53,
+                current_price=187.60,
+                unrealized_pnl=7.0,
+                realized_pnl=-3.5,
+                last_updated_us=_NOW_US,
+            ),
+        ),
+        (
+            "commands",
+            "",
+            StrategyCommand(
+                type=StrategyCommand.KILL_SWITCH,
+                reason="demo",
+                command_id="cmd-1",
+                sent_timestamp_us=_NOW_US,
+            ),
+        ),
+        (
+            "commands",
+            "",
+            CommandAck(command_id="cmd-1", outcome=CommandAck.APPLIED, engine_timestamp_us=_NOW_US),
+        ),
+        (
+            "market_data",
+            "",
+            Heartbeat(
+                channel="market_data", last_seq=41, timestamp_us=_NOW_US, last_key_seq={"AAPL": 41}
+            ),
+        ),
     ]
 
 
@@ -70,19 +126,26 @@ def run(as_json: bool = False) -> int:
             env = wire.decode_frame(echoed)
             decoded = wire.parse_payload(env, type(message))
             same = echoed == frame and decoded == message
-            results.append({
-                "message": message.DESCRIPTOR.full_name, "type_id": env.type_id,
-                "frame_bytes": len(frame), "payload_bytes": len(env.payload),
-                "identical": same, "rtt_us": round(rtt_us, 1),
-            })
+            results.append(
+                {
+                    "message": message.DESCRIPTOR.full_name,
+                    "type_id": env.type_id,
+                    "frame_bytes": len(frame),
+                    "payload_bytes": len(env.payload),
+                    "identical": same,
+                    "rtt_us": round(rtt_us, 1),
+                }
+            )
             if not as_json:
                 _show(message, frame, same, rtt_us)
     ok = all(r["identical"] for r in results)
     if as_json:
         print(json.dumps({"ok": ok, "messages": results}, indent=2))
     else:
-        print(f"{sum(r['identical'] for r in results)}/{len(results)} message types "
-              "came back byte-identical" + ("" if ok else "  <-- MISMATCH"))
+        print(
+            f"{sum(r['identical'] for r in results)}/{len(results)} message types "
+            "came back byte-identical" + ("" if ok else "  <-- MISMATCH")
+        )
     return 0 if ok else 1
 
 

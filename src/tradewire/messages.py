@@ -1,6 +1,6 @@
 """All tradewire.v1 message classes (generated from schema/), by their plain names.
 
-    from tradewire.messages import MarketData
+from tradewire.messages import MarketData
 """
 
 from tradewire._gen.messages import *  # noqa: F403

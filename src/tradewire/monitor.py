@@ -17,11 +17,17 @@ from tradewire.transport import Received, Subscriber
 def _line(received: Received[Any], as_json: bool) -> str:
     env = received.envelope
     if as_json:
-        return json.dumps({
-            "channel": env.channel, "key": env.key, "publisher_id": f"{env.publisher_id:016x}",
-            "seq": env.seq, "key_seq": env.key_seq, "send_ts_ns": env.send_ts_ns,
-            "message": MessageToDict(received.message, preserving_proto_field_name=True),
-        })
+        return json.dumps(
+            {
+                "channel": env.channel,
+                "key": env.key,
+                "publisher_id": f"{env.publisher_id:016x}",
+                "seq": env.seq,
+                "key_seq": env.key_seq,
+                "send_ts_ns": env.send_ts_ns,
+                "message": MessageToDict(received.message, preserving_proto_field_name=True),
+            }
+        )
     body = MessageToDict(received.message, preserving_proto_field_name=True)
     fields = " ".join(f"{k}={v}" for k, v in body.items())
     return f"[{env.channel} #{env.seq}] {fields}"
@@ -31,8 +37,10 @@ def run(args: argparse.Namespace) -> int:
     channels = {c.name: c for c in registry.CHANNELS if c.pattern is Pattern.PUB_SUB}
     channel = channels.get(args.channel)
     if channel is None:
-        print(f"unknown pub/sub channel {args.channel!r}; known: {', '.join(sorted(channels))}",
-              file=sys.stderr)
+        print(
+            f"unknown pub/sub channel {args.channel!r}; known: {', '.join(sorted(channels))}",
+            file=sys.stderr,
+        )
         return 2
     seen = 0
     with Subscriber[Any](args.endpoint, channel=channel, keys=args.symbols) as sub:

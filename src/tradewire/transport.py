@@ -89,7 +89,9 @@ class _Endpoint:
         if resolved is None:
             raise TypeError(f"{type(self).__name__} needs channel=")
         if resolved.pattern is not pattern:
-            raise ValueError(f"channel {resolved.name!r} is {resolved.pattern.name}, not {pattern.name}")
+            raise ValueError(
+                f"channel {resolved.name!r} is {resolved.pattern.name}, not {pattern.name}"
+            )
         self.channel: Channel[Any] = resolved
         self.stats = Stats()
         self._context = context if context is not None else zmq.Context.instance()
@@ -151,7 +153,7 @@ class Publisher(_Endpoint, Generic[M]):
             now_ns(),
             message.SerializeToString(),
         )
-        self._socket.send(frame, copy=len(frame) > 4096)
+        self._socket.send(frame, copy=True)
         self.stats.sent += 1
         return self._seq
 
@@ -249,7 +251,7 @@ class CommandClient(_Endpoint, Generic[Req, Rep]):
         reply = self.channel.reply
         if reply is None:
             raise ValueError(f"command channel {self.channel.name!r} declares no reply")
-        self._reply_cls: type[Rep] = reply.cls
+        self._reply_cls: type[Rep] = reply.cls  # type: ignore[assignment]
         self._socket.connect(endpoint)
         self.client_id = secrets.randbits(64) | 1
         self._seq = 0

@@ -224,7 +224,9 @@ def decode_frame(frame: bytes | memoryview, max_payload: int = DEFAULT_MAX_PAYLO
     if available < payload_len:
         raise Truncated(f"payload_len is {payload_len}, only {available} bytes follow the header")
     if available > payload_len:
-        raise TrailingBytes(f"{available - payload_len} bytes follow the {payload_len}-byte payload")
+        raise TrailingBytes(
+            f"{available - payload_len} bytes follow the {payload_len}-byte payload"
+        )
     return Envelope(
         channel=channel,
         key=key,
@@ -276,7 +278,7 @@ def message_type_of(cls: type[M]) -> MessageType[M]:
     found = _types_by_class().get(cls)
     if found is None:
         raise UnknownType(f"{cls.__name__} has no (tradewire.v1.type_id) in this schema")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def parse_payload(env: Envelope, expected: type[M] | None = None, strict: bool = False) -> M:
@@ -293,7 +295,8 @@ def parse_payload(env: Envelope, expected: type[M] | None = None, strict: bool =
         raise BadPayload(f"payload is not a valid {mtype.full_name}: {exc}") from exc
     if strict and env.fingerprint != mtype.fingerprint:
         raise SchemaMismatch(
-            f"{mtype.full_name} fingerprint {env.fingerprint:#018x} != local {mtype.fingerprint:#018x}"
+            f"{mtype.full_name} fingerprint {env.fingerprint:#018x}"
+            f" != local {mtype.fingerprint:#018x}"
         )
     return message
 

@@ -3,46 +3,161 @@ use crate::catalog::{Channel, Keyed, MessageType, Pattern, SchemaMessage};
 use crate::v1;
 
 /// `tradewire.v1.MarketData`.
-pub const MARKET_DATA_TYPE: MessageType = MessageType { type_id: 1, full_name: "tradewire.v1.MarketData", fingerprint: 0x8c13_92f2_15e4_03e6 };
+pub const MARKET_DATA_TYPE: MessageType = MessageType {
+    type_id: 1,
+    full_name: "tradewire.v1.MarketData",
+    fingerprint: 0x8c13_92f2_15e4_03e6,
+};
 /// `tradewire.v1.TradingSignal`.
-pub const TRADING_SIGNAL_TYPE: MessageType = MessageType { type_id: 2, full_name: "tradewire.v1.TradingSignal", fingerprint: 0xfbdd_43c2_eeb7_1ad3 };
+pub const TRADING_SIGNAL_TYPE: MessageType = MessageType {
+    type_id: 2,
+    full_name: "tradewire.v1.TradingSignal",
+    fingerprint: 0xfbdd_43c2_eeb7_1ad3,
+};
 /// `tradewire.v1.Order`.
-pub const ORDER_TYPE: MessageType = MessageType { type_id: 3, full_name: "tradewire.v1.Order", fingerprint: 0x8771_956f_f6e2_5388 };
+pub const ORDER_TYPE: MessageType = MessageType {
+    type_id: 3,
+    full_name: "tradewire.v1.Order",
+    fingerprint: 0x8771_956f_f6e2_5388,
+};
 /// `tradewire.v1.Position`.
-pub const POSITION_TYPE: MessageType = MessageType { type_id: 4, full_name: "tradewire.v1.Position", fingerprint: 0x7c7a_6948_4679_c311 };
+pub const POSITION_TYPE: MessageType = MessageType {
+    type_id: 4,
+    full_name: "tradewire.v1.Position",
+    fingerprint: 0x7c7a_6948_4679_c311,
+};
 /// `tradewire.v1.StrategyCommand`.
-pub const STRATEGY_COMMAND_TYPE: MessageType = MessageType { type_id: 5, full_name: "tradewire.v1.StrategyCommand", fingerprint: 0xc047_fb5a_e527_c094 };
+pub const STRATEGY_COMMAND_TYPE: MessageType = MessageType {
+    type_id: 5,
+    full_name: "tradewire.v1.StrategyCommand",
+    fingerprint: 0xc047_fb5a_e527_c094,
+};
 /// `tradewire.v1.CommandAck`.
-pub const COMMAND_ACK_TYPE: MessageType = MessageType { type_id: 6, full_name: "tradewire.v1.CommandAck", fingerprint: 0x3de1_c96c_3704_cbbe };
+pub const COMMAND_ACK_TYPE: MessageType = MessageType {
+    type_id: 6,
+    full_name: "tradewire.v1.CommandAck",
+    fingerprint: 0x3de1_c96c_3704_cbbe,
+};
 /// `tradewire.v1.Heartbeat`.
-pub const HEARTBEAT_TYPE: MessageType = MessageType { type_id: 7, full_name: "tradewire.v1.Heartbeat", fingerprint: 0x5be9_c31d_ad38_0874 };
+pub const HEARTBEAT_TYPE: MessageType = MessageType {
+    type_id: 7,
+    full_name: "tradewire.v1.Heartbeat",
+    fingerprint: 0x5be9_c31d_ad38_0874,
+};
 
-/// Every message type of the schema, by type id.
-pub const MESSAGE_TYPES: &[MessageType] = &[MARKET_DATA_TYPE, TRADING_SIGNAL_TYPE, ORDER_TYPE, POSITION_TYPE, STRATEGY_COMMAND_TYPE, COMMAND_ACK_TYPE, HEARTBEAT_TYPE];
+/// Every message type, by type id.
+pub const MESSAGE_TYPES: &[MessageType] = &[
+    MARKET_DATA_TYPE,
+    TRADING_SIGNAL_TYPE,
+    ORDER_TYPE,
+    POSITION_TYPE,
+    STRATEGY_COMMAND_TYPE,
+    COMMAND_ACK_TYPE,
+    HEARTBEAT_TYPE,
+];
 
-impl SchemaMessage for v1::MarketData { const TYPE: MessageType = MARKET_DATA_TYPE; }
-impl SchemaMessage for v1::TradingSignal { const TYPE: MessageType = TRADING_SIGNAL_TYPE; }
-impl SchemaMessage for v1::Order { const TYPE: MessageType = ORDER_TYPE; }
-impl SchemaMessage for v1::Position { const TYPE: MessageType = POSITION_TYPE; }
-impl SchemaMessage for v1::StrategyCommand { const TYPE: MessageType = STRATEGY_COMMAND_TYPE; }
-impl SchemaMessage for v1::CommandAck { const TYPE: MessageType = COMMAND_ACK_TYPE; }
-impl SchemaMessage for v1::Heartbeat { const TYPE: MessageType = HEARTBEAT_TYPE; }
+impl SchemaMessage for v1::MarketData {
+    const TYPE: MessageType = MARKET_DATA_TYPE;
+}
+
+impl SchemaMessage for v1::TradingSignal {
+    const TYPE: MessageType = TRADING_SIGNAL_TYPE;
+}
+
+impl SchemaMessage for v1::Order {
+    const TYPE: MessageType = ORDER_TYPE;
+}
+
+impl SchemaMessage for v1::Position {
+    const TYPE: MessageType = POSITION_TYPE;
+}
+
+impl SchemaMessage for v1::StrategyCommand {
+    const TYPE: MessageType = STRATEGY_COMMAND_TYPE;
+}
+
+impl SchemaMessage for v1::CommandAck {
+    const TYPE: MessageType = COMMAND_ACK_TYPE;
+}
+
+impl SchemaMessage for v1::Heartbeat {
+    const TYPE: MessageType = HEARTBEAT_TYPE;
+}
 
 /// Channel `market_data`: Top-of-book ticks per symbol, from the market-data feed.
-pub const MARKET_DATA: Channel = Channel { name: "market_data", message: MARKET_DATA_TYPE, pattern: Pattern::PubSub, key_field: "symbol", last_value: true, reply: None, description: "Top-of-book ticks per symbol, from the market-data feed." };
+pub const MARKET_DATA: Channel = Channel {
+    name: "market_data",
+    message: MARKET_DATA_TYPE,
+    pattern: Pattern::PubSub,
+    key_field: "symbol",
+    last_value: true,
+    reply: None,
+    description: "Top-of-book ticks per symbol, from the market-data feed.",
+};
 /// Channel `signals`: Model signals per symbol, from the signal bridge.
-pub const SIGNALS: Channel = Channel { name: "signals", message: TRADING_SIGNAL_TYPE, pattern: Pattern::PubSub, key_field: "symbol", last_value: false, reply: None, description: "Model signals per symbol, from the signal bridge." };
+pub const SIGNALS: Channel = Channel {
+    name: "signals",
+    message: TRADING_SIGNAL_TYPE,
+    pattern: Pattern::PubSub,
+    key_field: "symbol",
+    last_value: false,
+    reply: None,
+    description: "Model signals per symbol, from the signal bridge.",
+};
 /// Channel `orders`: Every order state change, from the execution engine.
-pub const ORDERS: Channel = Channel { name: "orders", message: ORDER_TYPE, pattern: Pattern::PubSub, key_field: "symbol", last_value: false, reply: None, description: "Every order state change, from the execution engine." };
+pub const ORDERS: Channel = Channel {
+    name: "orders",
+    message: ORDER_TYPE,
+    pattern: Pattern::PubSub,
+    key_field: "symbol",
+    last_value: false,
+    reply: None,
+    description: "Every order state change, from the execution engine.",
+};
 /// Channel `positions`: Current position per symbol, from the execution engine.
-pub const POSITIONS: Channel = Channel { name: "positions", message: POSITION_TYPE, pattern: Pattern::PubSub, key_field: "symbol", last_value: true, reply: None, description: "Current position per symbol, from the execution engine." };
+pub const POSITIONS: Channel = Channel {
+    name: "positions",
+    message: POSITION_TYPE,
+    pattern: Pattern::PubSub,
+    key_field: "symbol",
+    last_value: true,
+    reply: None,
+    description: "Current position per symbol, from the execution engine.",
+};
 /// Channel `commands`: Strategy commands to the execution engine, each acknowledged.
-pub const COMMANDS: Channel = Channel { name: "commands", message: STRATEGY_COMMAND_TYPE, pattern: Pattern::Command, key_field: "", last_value: false, reply: Some(COMMAND_ACK_TYPE), description: "Strategy commands to the execution engine, each acknowledged." };
+pub const COMMANDS: Channel = Channel {
+    name: "commands",
+    message: STRATEGY_COMMAND_TYPE,
+    pattern: Pattern::Command,
+    key_field: "",
+    last_value: false,
+    reply: Some(COMMAND_ACK_TYPE),
+    description: "Strategy commands to the execution engine, each acknowledged.",
+};
 
-/// Every channel of the schema, in declaration order.
+/// Every channel, in declaration order.
 pub const CHANNELS: &[Channel] = &[MARKET_DATA, SIGNALS, ORDERS, POSITIONS, COMMANDS];
 
-impl Keyed for v1::MarketData { fn key(&self) -> &str { &self.symbol } }
-impl Keyed for v1::TradingSignal { fn key(&self) -> &str { &self.symbol } }
-impl Keyed for v1::Order { fn key(&self) -> &str { &self.symbol } }
-impl Keyed for v1::Position { fn key(&self) -> &str { &self.symbol } }
+impl Keyed for v1::MarketData {
+    fn key(&self) -> &str {
+        &self.symbol
+    }
+}
+
+impl Keyed for v1::TradingSignal {
+    fn key(&self) -> &str {
+        &self.symbol
+    }
+}
+
+impl Keyed for v1::Order {
+    fn key(&self) -> &str {
+        &self.symbol
+    }
+}
+
+impl Keyed for v1::Position {
+    fn key(&self) -> &str {
+        &self.symbol
+    }
+}

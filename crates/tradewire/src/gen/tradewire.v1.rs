@@ -148,13 +148,13 @@ pub mod command_ack {
 /// The current state of one order; a new message is published on every change.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct Order {
-    /// Engine-assigned order id, unique per engine; key of the orders channel.
+    /// Engine-assigned order id, unique per engine.
     #[prost(string, tag = "1")]
     pub order_id: ::prost::alloc::string::String,
     /// Id chosen by the strategy that asked for the order; may be empty.
     #[prost(string, tag = "2")]
     pub client_order_id: ::prost::alloc::string::String,
-    /// Instrument, e.g. "AAPL".
+    /// Instrument, e.g. "AAPL"; key of the orders channel.
     #[prost(string, tag = "3")]
     pub symbol: ::prost::alloc::string::String,
     /// Buy or sell.
