@@ -76,8 +76,10 @@ def _typical(field: FieldDescriptor, index: int) -> Any:
     if field.type == F.TYPE_ENUM:
         values = field.enum_type.values
         return values[min(1, len(values) - 1)].number
-    if field.type in (F.TYPE_INT64, F.TYPE_UINT64, F.TYPE_INT32, F.TYPE_UINT32):
+    if field.type in (F.TYPE_INT64, F.TYPE_UINT64):
         return 1_700_000_000_000_000 + index
+    if field.type in (F.TYPE_INT32, F.TYPE_UINT32):
+        return 1_000 + index
     raise NotImplementedError(f"no typical value for {field.full_name} (type {field.type})")
 
 
@@ -94,6 +96,8 @@ def _build(cls: type[Message], **overrides: Any) -> Message:
         field = cls.DESCRIPTOR.fields_by_name[name]
         if _is_map(field):
             getattr(msg, name).update(value)
+        elif _repeated(field):
+            getattr(msg, name).extend(value)
         else:
             setattr(msg, name, value)
     return msg
@@ -129,12 +133,15 @@ def cases_for(mtype: MessageType[Any]) -> Iterator[Case]:
             "signed integers at -1 (ten-byte varint)",
             _build(cls, **{f.name: -1 for f in ints}),
         )
-    uints = _scalar_fields(desc, F.TYPE_UINT64)
+    uints = _scalar_fields(desc, F.TYPE_UINT64, F.TYPE_UINT32)
     if uints:
         yield Case(
-            "uint64_max",
-            "unsigned integers at their maximum",
-            _build(cls, **{f.name: UINT64_MAX for f in uints}),
+            "uint_max",
+            "unsigned integers at their maximum (u64 and u32)",
+            _build(
+                cls,
+                **{f.name: UINT64_MAX if f.type == F.TYPE_UINT64 else (1 << 32) - 1 for f in uints},
+            ),
         )
     doubles = _scalar_fields(desc, F.TYPE_DOUBLE)
     if doubles:
@@ -177,6 +184,13 @@ def cases_for(mtype: MessageType[Any]) -> Iterator[Case]:
             f"{field.name} holds -1 (ten-byte varint)",
             _build(cls, **{field.name: -1}),
         )
+    for field in desc.fields:
+        if _repeated(field) and not _is_map(field) and field.type == F.TYPE_STRING:
+            yield Case(
+                f"repeated_{field.name}",
+                f"{field.name} with several entries, one empty and one multi-byte",
+                _build(cls, **{field.name: ["AAPL", "", "日本株", "MSFT"]}),
+            )
     for field in maps:
         yield Case(
             f"map_{field.name}",

@@ -304,6 +304,10 @@ def test_registry_matches_wire_md() -> None:
         "tradewire.v1.StrategyCommand": 5,
         "tradewire.v1.CommandAck": 6,
         "tradewire.v1.Heartbeat": 7,
+        "tradewire.v1.ReplayRequest": 8,
+        "tradewire.v1.ReplayEnd": 9,
+        "tradewire.v1.SnapshotRequest": 10,
+        "tradewire.v1.SnapshotEnd": 11,
     }
     rows = {
         (

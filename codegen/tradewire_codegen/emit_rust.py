@@ -79,6 +79,15 @@ def render_rust_channels(schema: Schema) -> str:
         f"{', '.join(type_const(m.name) for m in typed)}];",
         "",
     ]
+    out += [
+        "/// Every message type with its payload re-encoder (prost decode + encode).",
+        "pub const CODECS: &[(MessageType, crate::wire::Reencode)] = &["
+        + ", ".join(
+            f"({type_const(m.name)}, crate::wire::reencode::<{rust_type(m)}>)" for m in typed
+        )
+        + "];",
+        "",
+    ]
     for msg in typed:
         out += [
             f"impl SchemaMessage for {rust_type(msg)} {{ const TYPE: MessageType = "

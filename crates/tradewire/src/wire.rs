@@ -15,7 +15,6 @@
 use thiserror::Error;
 
 use crate::catalog::{self, MessageType, SchemaMessage};
-use crate::v1;
 
 /// Size of the fixed header that follows the topic.
 pub const HEADER_SIZE: usize = 52;
@@ -574,21 +573,22 @@ pub fn reencode_payload(
     payload: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<MessageType, WireError> {
-    let codec =
-        CODECS
-            .iter()
-            .find(|(t, _)| t.type_id == type_id)
-            .ok_or(WireError::UnknownType {
-                type_id,
-                expected: None,
-            })?;
+    let codec = crate::channels::CODECS
+        .iter()
+        .find(|(t, _)| t.type_id == type_id)
+        .ok_or(WireError::UnknownType {
+            type_id,
+            expected: None,
+        })?;
     (codec.1)(payload, out)?;
     Ok(codec.0)
 }
 
-type Reencode = fn(&[u8], &mut Vec<u8>) -> Result<(), WireError>;
+/// Decodes a payload with prost and appends its re-encoding (see `channels::CODECS`).
+pub type Reencode = fn(&[u8], &mut Vec<u8>) -> Result<(), WireError>;
 
-fn reencode<M: SchemaMessage>(payload: &[u8], out: &mut Vec<u8>) -> Result<(), WireError> {
+/// Decode `payload` as `M` and append its prost re-encoding to `out`.
+pub fn reencode<M: SchemaMessage>(payload: &[u8], out: &mut Vec<u8>) -> Result<(), WireError> {
     let msg = M::decode(payload).map_err(|source| WireError::BadPayload {
         type_name: M::TYPE.full_name,
         source,
@@ -598,28 +598,11 @@ fn reencode<M: SchemaMessage>(payload: &[u8], out: &mut Vec<u8>) -> Result<(), W
     Ok(())
 }
 
-macro_rules! codecs {
-    ($($ty:ty),* $(,)?) => {
-        /// Every generated message type with its dynamic re-encoder.
-        const CODECS: &[(MessageType, Reencode)] =
-            &[$((<$ty as SchemaMessage>::TYPE, reencode::<$ty> as Reencode)),*];
-    };
-}
-
-codecs!(
-    v1::MarketData,
-    v1::TradingSignal,
-    v1::Order,
-    v1::Position,
-    v1::StrategyCommand,
-    v1::CommandAck,
-    v1::Heartbeat,
-);
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::channels::{MARKET_DATA_TYPE, MESSAGE_TYPES};
+    use crate::v1;
     use prost::Message;
 
     const PUBLISHER: u64 = 0x0102_0304_0506_0708;
@@ -994,7 +977,7 @@ mod tests {
 
     #[test]
     fn codecs_cover_the_catalog() {
-        assert_eq!(CODECS.len(), MESSAGE_TYPES.len());
+        assert_eq!(crate::channels::CODECS.len(), MESSAGE_TYPES.len());
         for t in MESSAGE_TYPES {
             let mut out = Vec::new();
             assert_eq!(reencode_payload(t.type_id, b"", &mut out), Ok(*t));

@@ -325,6 +325,10 @@ fn golden_vectors() {
             v1::StrategyCommand,
             v1::CommandAck,
             v1::Heartbeat,
+            v1::ReplayRequest,
+            v1::ReplayEnd,
+            v1::SnapshotRequest,
+            v1::SnapshotEnd,
         );
         match seen {
             Some(type_id) => types_seen.push(type_id),

@@ -6,6 +6,12 @@ from tradewire._gen.tradewire.v1.execution_pb2 import Order, Position
 from tradewire._gen.tradewire.v1.heartbeat_pb2 import Heartbeat
 from tradewire._gen.tradewire.v1.market_data_pb2 import MarketData
 from tradewire._gen.tradewire.v1.signals_pb2 import TradingSignal
+from tradewire._gen.tradewire.v1.transport_pb2 import (
+    ReplayEnd,
+    ReplayRequest,
+    SnapshotEnd,
+    SnapshotRequest,
+)
 
 __all__ = [
     "CommandAck",
@@ -13,6 +19,10 @@ __all__ = [
     "MarketData",
     "Order",
     "Position",
+    "ReplayEnd",
+    "ReplayRequest",
+    "SnapshotEnd",
+    "SnapshotRequest",
     "StrategyCommand",
     "TradingSignal",
 ]

@@ -13,6 +13,7 @@ from tradewire._gen.tradewire.v1 import (
     heartbeat_pb2,
     market_data_pb2,
     signals_pb2,
+    transport_pb2,
 )
 from tradewire.catalog import Channel, MessageType, Pattern
 
@@ -74,6 +75,38 @@ HEARTBEAT_TYPE = MessageType[heartbeat_pb2.Heartbeat](
 )
 """`tradewire.v1.Heartbeat`, envelope type id 7."""
 
+REPLAY_REQUEST_TYPE = MessageType[transport_pb2.ReplayRequest](
+    type_id=8,
+    full_name="tradewire.v1.ReplayRequest",
+    cls=transport_pb2.ReplayRequest,
+    fingerprint=0x525E_2F58_0DC8_6D2C,
+)
+"""`tradewire.v1.ReplayRequest`, envelope type id 8."""
+
+REPLAY_END_TYPE = MessageType[transport_pb2.ReplayEnd](
+    type_id=9,
+    full_name="tradewire.v1.ReplayEnd",
+    cls=transport_pb2.ReplayEnd,
+    fingerprint=0x3B7B_6167_054C_C472,
+)
+"""`tradewire.v1.ReplayEnd`, envelope type id 9."""
+
+SNAPSHOT_REQUEST_TYPE = MessageType[transport_pb2.SnapshotRequest](
+    type_id=10,
+    full_name="tradewire.v1.SnapshotRequest",
+    cls=transport_pb2.SnapshotRequest,
+    fingerprint=0xBE72_318B_489D_7F16,
+)
+"""`tradewire.v1.SnapshotRequest`, envelope type id 10."""
+
+SNAPSHOT_END_TYPE = MessageType[transport_pb2.SnapshotEnd](
+    type_id=11,
+    full_name="tradewire.v1.SnapshotEnd",
+    cls=transport_pb2.SnapshotEnd,
+    fingerprint=0xF4BF_FE0B_1871_4418,
+)
+"""`tradewire.v1.SnapshotEnd`, envelope type id 11."""
+
 MESSAGE_TYPES: tuple[MessageType[Any], ...] = (
     MARKET_DATA_TYPE,
     TRADING_SIGNAL_TYPE,
@@ -82,6 +115,10 @@ MESSAGE_TYPES: tuple[MessageType[Any], ...] = (
     STRATEGY_COMMAND_TYPE,
     COMMAND_ACK_TYPE,
     HEARTBEAT_TYPE,
+    REPLAY_REQUEST_TYPE,
+    REPLAY_END_TYPE,
+    SNAPSHOT_REQUEST_TYPE,
+    SNAPSHOT_END_TYPE,
 )
 """Every message type, by type id."""
 

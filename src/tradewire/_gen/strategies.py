@@ -17,6 +17,7 @@ from tradewire._gen.tradewire.v1 import (
     heartbeat_pb2,
     market_data_pb2,
     signals_pb2,
+    transport_pb2,
 )
 
 __all__ = [
@@ -27,6 +28,10 @@ __all__ = [
     "market_data",
     "order",
     "position",
+    "replay_end",
+    "replay_request",
+    "snapshot_end",
+    "snapshot_request",
     "strategy_command",
     "trading_signal",
 ]
@@ -34,6 +39,7 @@ __all__ = [
 _DOUBLE = st.floats(allow_nan=True, allow_infinity=True)
 _INT32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
 _INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+_UINT32 = st.integers(min_value=0, max_value=2**32 - 1)
 _UINT64 = st.integers(min_value=0, max_value=2**64 - 1)
 _BOOL = st.booleans()
 _TEXT = st.text(st.characters(codec="utf-8"))
@@ -142,6 +148,54 @@ def heartbeat() -> st.SearchStrategy[heartbeat_pb2.Heartbeat]:
     )
 
 
+def replay_request() -> st.SearchStrategy[transport_pb2.ReplayRequest]:
+    """`tradewire.v1.ReplayRequest` with every field drawn."""
+    return st.builds(
+        transport_pb2.ReplayRequest,
+        channel=_TEXT,
+        publisher_id=_UINT64,
+        key=_TEXT,
+        from_seq=_UINT64,
+        to_seq=_UINT64,
+    )
+
+
+def replay_end() -> st.SearchStrategy[transport_pb2.ReplayEnd]:
+    """`tradewire.v1.ReplayEnd` with every field drawn."""
+    return st.builds(
+        transport_pb2.ReplayEnd,
+        channel=_TEXT,
+        publisher_id=_UINT64,
+        key=_TEXT,
+        from_seq=_UINT64,
+        to_seq=_UINT64,
+        replayed=_UINT32,
+        unrecoverable_from=_UINT64,
+        unrecoverable_to=_UINT64,
+        unknown_publisher=_BOOL,
+    )
+
+
+def snapshot_request() -> st.SearchStrategy[transport_pb2.SnapshotRequest]:
+    """`tradewire.v1.SnapshotRequest` with every field drawn."""
+    return st.builds(
+        transport_pb2.SnapshotRequest,
+        channel=_TEXT,
+        keys=st.lists(_TEXT, max_size=4),
+    )
+
+
+def snapshot_end() -> st.SearchStrategy[transport_pb2.SnapshotEnd]:
+    """`tradewire.v1.SnapshotEnd` with every field drawn."""
+    return st.builds(
+        transport_pb2.SnapshotEnd,
+        channel=_TEXT,
+        publisher_id=_UINT64,
+        seq=_UINT64,
+        count=_UINT32,
+    )
+
+
 STRATEGIES: dict[str, st.SearchStrategy[Message]] = {
     "tradewire.v1.MarketData": market_data(),
     "tradewire.v1.TradingSignal": trading_signal(),
@@ -150,6 +204,10 @@ STRATEGIES: dict[str, st.SearchStrategy[Message]] = {
     "tradewire.v1.StrategyCommand": strategy_command(),
     "tradewire.v1.CommandAck": command_ack(),
     "tradewire.v1.Heartbeat": heartbeat(),
+    "tradewire.v1.ReplayRequest": replay_request(),
+    "tradewire.v1.ReplayEnd": replay_end(),
+    "tradewire.v1.SnapshotRequest": snapshot_request(),
+    "tradewire.v1.SnapshotEnd": snapshot_end(),
 }
 """A strategy per message type, by full name."""
 

@@ -44,6 +44,30 @@ pub const HEARTBEAT_TYPE: MessageType = MessageType {
     full_name: "tradewire.v1.Heartbeat",
     fingerprint: 0x5be9_c31d_ad38_0874,
 };
+/// `tradewire.v1.ReplayRequest`.
+pub const REPLAY_REQUEST_TYPE: MessageType = MessageType {
+    type_id: 8,
+    full_name: "tradewire.v1.ReplayRequest",
+    fingerprint: 0x525e_2f58_0dc8_6d2c,
+};
+/// `tradewire.v1.ReplayEnd`.
+pub const REPLAY_END_TYPE: MessageType = MessageType {
+    type_id: 9,
+    full_name: "tradewire.v1.ReplayEnd",
+    fingerprint: 0x3b7b_6167_054c_c472,
+};
+/// `tradewire.v1.SnapshotRequest`.
+pub const SNAPSHOT_REQUEST_TYPE: MessageType = MessageType {
+    type_id: 10,
+    full_name: "tradewire.v1.SnapshotRequest",
+    fingerprint: 0xbe72_318b_489d_7f16,
+};
+/// `tradewire.v1.SnapshotEnd`.
+pub const SNAPSHOT_END_TYPE: MessageType = MessageType {
+    type_id: 11,
+    full_name: "tradewire.v1.SnapshotEnd",
+    fingerprint: 0xf4bf_fe0b_1871_4418,
+};
 
 /// Every message type, by type id.
 pub const MESSAGE_TYPES: &[MessageType] = &[
@@ -54,6 +78,37 @@ pub const MESSAGE_TYPES: &[MessageType] = &[
     STRATEGY_COMMAND_TYPE,
     COMMAND_ACK_TYPE,
     HEARTBEAT_TYPE,
+    REPLAY_REQUEST_TYPE,
+    REPLAY_END_TYPE,
+    SNAPSHOT_REQUEST_TYPE,
+    SNAPSHOT_END_TYPE,
+];
+
+/// Every message type with its payload re-encoder (prost decode + encode).
+pub const CODECS: &[(MessageType, crate::wire::Reencode)] = &[
+    (MARKET_DATA_TYPE, crate::wire::reencode::<v1::MarketData>),
+    (
+        TRADING_SIGNAL_TYPE,
+        crate::wire::reencode::<v1::TradingSignal>,
+    ),
+    (ORDER_TYPE, crate::wire::reencode::<v1::Order>),
+    (POSITION_TYPE, crate::wire::reencode::<v1::Position>),
+    (
+        STRATEGY_COMMAND_TYPE,
+        crate::wire::reencode::<v1::StrategyCommand>,
+    ),
+    (COMMAND_ACK_TYPE, crate::wire::reencode::<v1::CommandAck>),
+    (HEARTBEAT_TYPE, crate::wire::reencode::<v1::Heartbeat>),
+    (
+        REPLAY_REQUEST_TYPE,
+        crate::wire::reencode::<v1::ReplayRequest>,
+    ),
+    (REPLAY_END_TYPE, crate::wire::reencode::<v1::ReplayEnd>),
+    (
+        SNAPSHOT_REQUEST_TYPE,
+        crate::wire::reencode::<v1::SnapshotRequest>,
+    ),
+    (SNAPSHOT_END_TYPE, crate::wire::reencode::<v1::SnapshotEnd>),
 ];
 
 impl SchemaMessage for v1::MarketData {
@@ -82,6 +137,22 @@ impl SchemaMessage for v1::CommandAck {
 
 impl SchemaMessage for v1::Heartbeat {
     const TYPE: MessageType = HEARTBEAT_TYPE;
+}
+
+impl SchemaMessage for v1::ReplayRequest {
+    const TYPE: MessageType = REPLAY_REQUEST_TYPE;
+}
+
+impl SchemaMessage for v1::ReplayEnd {
+    const TYPE: MessageType = REPLAY_END_TYPE;
+}
+
+impl SchemaMessage for v1::SnapshotRequest {
+    const TYPE: MessageType = SNAPSHOT_REQUEST_TYPE;
+}
+
+impl SchemaMessage for v1::SnapshotEnd {
+    const TYPE: MessageType = SNAPSHOT_END_TYPE;
 }
 
 /// Channel `market_data`: Top-of-book ticks per symbol, from the market-data feed.

@@ -535,3 +535,84 @@ pub mod trading_signal {
         }
     }
 }
+/// Subscriber -> publisher: resend what I missed.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ReplayRequest {
+    /// Channel the gap was seen on.
+    #[prost(string, tag = "1")]
+    pub channel: ::prost::alloc::string::String,
+    /// Publisher whose stream has the gap; a restarted publisher has a new id.
+    #[prost(uint64, tag = "2")]
+    pub publisher_id: u64,
+    /// When non-empty, `from_seq`/`to_seq` are per-key sequence numbers (key_seq)
+    /// of this key; when empty they are channel sequence numbers (seq).
+    #[prost(string, tag = "3")]
+    pub key: ::prost::alloc::string::String,
+    /// First missing sequence number, >= 1.
+    #[prost(uint64, tag = "4")]
+    pub from_seq: u64,
+    /// Last missing sequence number, >= from_seq.
+    #[prost(uint64, tag = "5")]
+    pub to_seq: u64,
+}
+/// Publisher -> subscriber: the end of a replay; the replayed frames precede it.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ReplayEnd {
+    /// Echo of the request.
+    #[prost(string, tag = "1")]
+    pub channel: ::prost::alloc::string::String,
+    /// Echo of the request.
+    #[prost(uint64, tag = "2")]
+    pub publisher_id: u64,
+    /// Echo of the request.
+    #[prost(string, tag = "3")]
+    pub key: ::prost::alloc::string::String,
+    /// Echo of the request.
+    #[prost(uint64, tag = "4")]
+    pub from_seq: u64,
+    /// Echo of the request.
+    #[prost(uint64, tag = "5")]
+    pub to_seq: u64,
+    /// Number of frames resent (each with the REPLAY flag).
+    #[prost(uint32, tag = "6")]
+    pub replayed: u32,
+    /// First and last sequence numbers of the request that are no longer held
+    /// (0, 0 when everything was resent). Always a prefix of the requested range:
+    /// the ring drops oldest first.
+    #[prost(uint64, tag = "7")]
+    pub unrecoverable_from: u64,
+    /// See unrecoverable_from.
+    #[prost(uint64, tag = "8")]
+    pub unrecoverable_to: u64,
+    /// True when publisher_id is not this publisher (it restarted): nothing resent,
+    /// the whole range is unrecoverable.
+    #[prost(bool, tag = "9")]
+    pub unknown_publisher: bool,
+}
+/// Subscriber -> publisher: the latest message per key of a last-value channel.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SnapshotRequest {
+    /// A channel declared with last_value.
+    #[prost(string, tag = "1")]
+    pub channel: ::prost::alloc::string::String,
+    /// Only these keys; empty means every key.
+    #[prost(string, repeated, tag = "2")]
+    pub keys: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// Publisher -> subscriber: the end of a snapshot; the snapshot frames precede it.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SnapshotEnd {
+    /// Echo of the request.
+    #[prost(string, tag = "1")]
+    pub channel: ::prost::alloc::string::String,
+    /// The publisher that served the snapshot.
+    #[prost(uint64, tag = "2")]
+    pub publisher_id: u64,
+    /// Channel sequence number when the snapshot was taken: buffered live messages
+    /// with seq <= this are already reflected in the snapshot.
+    #[prost(uint64, tag = "3")]
+    pub seq: u64,
+    /// Number of snapshot frames sent (each with the SNAPSHOT flag).
+    #[prost(uint32, tag = "4")]
+    pub count: u32,
+}
