@@ -1,4 +1,5 @@
-"""The runtime under the typed clients, on real ZMQ sockets (ipc)."""
+"""The Python runtime on real ZMQ sockets: handshake, key filters, gap replay, unrecoverable
+gaps, restarts, snapshots, malformed frames, peer loss, acknowledged commands."""
 
 from __future__ import annotations
 
@@ -15,104 +16,205 @@ from tradewire.channels import (
     CommandsServer,
     MarketDataPublisher,
     MarketDataSubscriber,
+    OrdersPublisher,
+    OrdersSubscriber,
 )
-from tradewire.messages import CommandAck, MarketData, StrategyCommand
-from tradewire.transport import CommandTimeout, Received
+from tradewire.messages import CommandAck, Heartbeat, MarketData, Order, StrategyCommand
+from tradewire.transport import CommandTimeout, Received, SubscribeTimeout, TransportEvent
 
 
 @pytest.fixture
 def endpoint(tmp_path: Path) -> str:
-    return f"ipc://{tmp_path}/sock"
+    return f"ipc://{tmp_path}/md"
 
 
-def _until_received(
-    pub: MarketDataPublisher, sub: MarketDataSubscriber, tick: MarketData
-) -> Received[MarketData]:
-    """Publish until the subscription is live (ZMQ's slow-joiner window), bounded."""
-    for _ in range(500):
-        pub.publish(tick)
-        got = sub.recv(timeout=0.01)
-        if got is not None:
+def drain(
+    sub: MarketDataSubscriber, until_seq: int, timeout: float = 20
+) -> list[Received[MarketData]]:
+    """Receive until a message with seq >= until_seq (or its loss) is accounted for."""
+    got: list[Received[MarketData]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = sub.recv(timeout=0.2)
+        if r is not None:
+            got.append(r)
+            if r.envelope.seq >= until_seq:
+                return got
+        elif any(e.kind == "unrecoverable_gap" and e.last >= until_seq for e in sub.events):
             return got
-    raise AssertionError("subscription never became live")
+    raise AssertionError(f"stream did not reach seq {until_seq}: {sub.stats.as_dict()}")
+
+
+def test_first_message_after_subscribe_is_always_received(endpoint: str) -> None:
+    with MarketDataPublisher(endpoint) as pub:
+        for trial in range(1000):
+            with MarketDataSubscriber(endpoint, keys=["AAPL"]) as sub:
+                pub.publish(MarketData(symbol="AAPL", price=trial))
+                got = sub.recv(timeout=5)
+                assert got is not None and got.message.price == trial, f"trial {trial}"
 
 
 def test_key_filter_delivers_only_subscribed_symbols(endpoint: str) -> None:
     with MarketDataPublisher(endpoint) as pub, MarketDataSubscriber(endpoint, keys=["AAPL"]) as sub:
-        _until_received(pub, sub, MarketData(symbol="AAPL", price=1))
         for i in range(50):
             pub.publish(MarketData(symbol="AAPLX", price=i))
             pub.publish(MarketData(symbol="MSFT", price=i))
             pub.publish(MarketData(symbol="AAPL", price=i))
         got = [sub.recv(timeout=2) for _ in range(50)]
-        assert all(g is not None and g.message.symbol == "AAPL" for g in got)
-        assert [g.message.price for g in got if g] == list(range(50))
+        assert [g.message.price for g in got if g and g.message.symbol == "AAPL"] == list(range(50))
+        assert [g.envelope.key_seq for g in got if g] == list(range(1, 51))
         assert sub.recv(timeout=0.05) is None
         assert sub.stats.gaps == 0
 
 
 def test_sequence_numbers_and_publisher_identity(endpoint: str) -> None:
     with MarketDataPublisher(endpoint) as pub, MarketDataSubscriber(endpoint) as sub:
-        first = _until_received(pub, sub, MarketData(symbol="A"))
-        nxt = [pub.publish(MarketData(symbol="B" if i % 2 else "A")) for i in range(10)]
+        sent = [pub.publish(MarketData(symbol="B" if i % 2 else "A")) for i in range(10)]
         got = [sub.recv(timeout=2) for _ in range(10)]
-        assert [g.envelope.seq for g in got if g] == nxt
+        assert [g.envelope.seq for g in got if g] == sent == list(range(1, 11))
         assert all(g and g.envelope.publisher_id == pub.publisher_id for g in got)
-        assert first.envelope.fingerprint == pub.channel.message.fingerprint
 
 
-def test_gaps_are_counted_per_key_when_filtered(endpoint: str) -> None:
-    ctx = zmq.Context.instance()
-    raw = ctx.socket(zmq.PUB)
-    raw.bind(endpoint)
-    try:
-        with MarketDataSubscriber(endpoint, keys=["AAPL"]) as sub:
+def test_drops_at_a_slow_subscriber_are_replayed_exactly_once_in_order(endpoint: str) -> None:
+    with MarketDataPublisher(endpoint, heartbeat_interval=0.1, sndhwm=50) as pub, \
+            MarketDataSubscriber(endpoint, rcvhwm=50) as sub:  # fmt: skip
+        for i in range(20_000):
+            pub.publish(MarketData(symbol=("A", "B", "C")[i % 3], price=i))
+        got = drain(sub, 20_000)
+    assert [g.envelope.seq for g in got] == list(range(1, 20_001))
+    assert [g.message.price for g in got] == list(range(20_000))
+    assert sub.stats.gaps > 0 and sub.stats.recovered > 0
+    assert sub.stats.unrecoverable == 0
+    assert any(g.envelope.flags & wire.FLAG_REPLAY for g in got)
 
-            def frame(key_seq: int) -> bytes:
-                return wire.encode_message(
-                    "market_data",
-                    MarketData(symbol="AAPL"),
-                    key="AAPL",
-                    publisher_id=9,
-                    seq=key_seq * 3,
-                    key_seq=key_seq,
-                    send_ts_ns=1,
-                )
 
-            for _ in range(500):
-                raw.send(frame(1))
-                if sub.recv(timeout=0.01):
-                    break
-            for key_seq in (2, 3, 7, 8):  # 4, 5, 6 lost
-                raw.send(frame(key_seq))
-            got = [sub.recv(timeout=2) for _ in range(4)]
-            assert [g.envelope.key_seq for g in got if g] == [2, 3, 7, 8]
-            assert (sub.stats.gaps, sub.stats.missed) == (1, 3)
-    finally:
-        raw.close(0)
+def test_filtered_subscriber_recovers_its_own_key_gaps(endpoint: str) -> None:
+    with MarketDataPublisher(endpoint, heartbeat_interval=0.1, sndhwm=20) as pub, \
+            MarketDataSubscriber(endpoint, keys=["B"], rcvhwm=20) as sub:  # fmt: skip
+        for i in range(9_000):
+            pub.publish(MarketData(symbol=("A", "B", "C")[i % 3], price=i))
+        got: list[Received[MarketData]] = []
+        while len(got) < 3_000:
+            r = sub.recv(timeout=5)
+            assert r is not None, sub.stats.as_dict()
+            got.append(r)
+    assert [g.envelope.key_seq for g in got] == list(range(1, 3_001))
+    assert {g.message.symbol for g in got} == {"B"}
+
+
+def test_small_ring_reports_exactly_the_missing_ranges(endpoint: str) -> None:
+    with MarketDataPublisher(endpoint, ring_size=30, heartbeat_interval=0.1, sndhwm=10) as pub, \
+            MarketDataSubscriber(endpoint, rcvhwm=10) as sub:  # fmt: skip
+        for i in range(5_000):
+            pub.publish(MarketData(symbol="A", price=i))
+        got = drain(sub, 5_000)
+    seen = [g.envelope.seq for g in got]
+    lost = [
+        n for e in sub.events if e.kind == "unrecoverable_gap" for n in range(e.first, e.last + 1)
+    ]
+    assert lost, "the ring was small enough that something must be lost"
+    assert sorted(seen + lost) == list(range(1, 5_001))
+    assert seen == sorted(seen)
+    assert sub.stats.unrecoverable == len(lost)
+
+
+def test_publisher_restart_is_reported_and_the_new_stream_delivered(endpoint: str) -> None:
+    events: list[TransportEvent] = []
+    with MarketDataPublisher(endpoint, heartbeat_interval=0.1) as first:
+        sub = MarketDataSubscriber(endpoint, on_event=events.append)
+        first.publish(MarketData(symbol="A", price=1))
+        assert sub.recv(timeout=2) is not None
+        old_id = first.publisher_id
+    with MarketDataPublisher(endpoint, heartbeat_interval=0.1) as second:
+        for i in range(5):
+            second.publish(MarketData(symbol="A", price=10 + i))
+        got = [sub.recv(timeout=5) for _ in range(5)]
+    sub.close()
+    assert [g.message.price for g in got if g] == [10, 11, 12, 13, 14]
+    assert [g.envelope.seq for g in got if g] == [1, 2, 3, 4, 5]
+    restarts = [e for e in events if e.kind == "publisher_restart"]
+    assert restarts and restarts[0].publisher_id == second.publisher_id
+    assert f"{old_id:016x}" in restarts[0].detail
+
+
+def test_late_joiner_starts_from_a_snapshot(endpoint: str) -> None:
+    with MarketDataPublisher(endpoint) as pub:
+        for price in (1, 2, 3):
+            pub.publish(MarketData(symbol="AAPL", price=price))
+        pub.publish(MarketData(symbol="MSFT", price=7))
+        with MarketDataSubscriber(endpoint, snapshot=True) as sub:
+            pub.publish(MarketData(symbol="AAPL", price=4))
+            got = [sub.recv(timeout=2) for _ in range(3)]
+    assert [(g.message.symbol, g.message.price) for g in got if g] == [
+        ("AAPL", 3), ("MSFT", 7), ("AAPL", 4)]  # fmt: skip
+    assert [bool(g.envelope.flags & wire.FLAG_SNAPSHOT) for g in got if g] == [True, True, False]
+
+
+def test_snapshot_needs_a_last_value_channel(tmp_path: Path) -> None:
+    with OrdersPublisher(f"ipc://{tmp_path}/o"), pytest.raises(ValueError, match="last values"):
+        OrdersSubscriber(f"ipc://{tmp_path}/o", snapshot=True)
+
+
+def test_subscribe_times_out_with_a_clear_error(endpoint: str) -> None:
+    with pytest.raises(SubscribeTimeout, match=r"handshake within 0\.2s"):
+        MarketDataSubscriber(endpoint, subscribe_timeout=0.2)
 
 
 def test_malformed_frames_are_counted_and_the_subscriber_keeps_running(endpoint: str) -> None:
-    ctx = zmq.Context.instance()
-    raw = ctx.socket(zmq.PUB)
+    """A hand-rolled publisher: answers the handshake, then sends garbage and one good frame."""
+    raw = zmq.Context.instance().socket(zmq.XPUB)
     raw.bind(endpoint)
-    good = wire.encode_message(
-        "market_data", MarketData(symbol="A"), key="A", publisher_id=1, seq=1, send_ts_ns=1
-    )
+    result: list[MarketDataSubscriber] = []
+    opener = threading.Thread(target=lambda: result.append(MarketDataSubscriber(endpoint)))
+    opener.start()
     try:
-        with MarketDataSubscriber(endpoint) as sub:
-            for _ in range(500):
-                raw.send(good)
-                if sub.recv(timeout=0.01):
-                    break
-            raw.send(b"market_data/A\0garbage")
-            raw.send(good[:-3])
-            raw.send(good.replace(b"TW", b"XX", 1))
-            raw.send(good)
-            assert sub.recv(timeout=2) is not None
-            assert dict(sub.stats.rejected) == {"truncated": 2, "bad_magic": 1}
+        while True:
+            event = raw.recv()
+            if b"~sync~" in event:
+                topic = event[1:]
+                break
+        raw.send(
+            wire.encode_frame(
+                "market_data",
+                topic[len("market_data/") : -1].decode(),
+                7,
+                0,
+                5,
+                0,
+                0,
+                1,
+                Heartbeat(last_seq=0).SerializeToString(),
+            )
+        )
+        opener.join(5)
+        sub = result[0]
+        good = wire.encode_message(
+            "market_data", MarketData(symbol="A"), key="A", publisher_id=5, seq=1, send_ts_ns=1
+        )
+        raw.send(b"market_data/A\0garbage")
+        raw.send(good[:-3])
+        raw.send(good.replace(b"TW", b"XX", 1))
+        raw.send(good)
+        got = sub.recv(timeout=2)
+        assert got is not None and got.message.symbol == "A"
+        assert dict(sub.stats.rejected) == {"truncated": 2, "bad_magic": 1}
+        sub.close()
     finally:
         raw.close(0)
+
+
+def test_peer_loss_and_return_are_reported(endpoint: str) -> None:
+    pub = MarketDataPublisher(endpoint, heartbeat_interval=0.05)
+    sub = MarketDataSubscriber(endpoint, peer_timeout=0.5)
+    pub.close()
+    assert sub.recv(timeout=1.5) is None
+    assert [e.kind for e in sub.events] == ["peer_lost"]
+    with MarketDataPublisher(endpoint, heartbeat_interval=0.05):
+        deadline = time.monotonic() + 5
+        while "peer_back" not in [e.kind for e in sub.events] and time.monotonic() < deadline:
+            sub.recv(timeout=0.1)
+    sub.close()
+    assert "peer_back" in [e.kind for e in sub.events]
 
 
 def _serve(server: CommandsServer, stop: threading.Event) -> threading.Thread:
@@ -139,10 +241,7 @@ def test_command_is_acknowledged_and_applied_once(endpoint: str) -> None:
     assert applied == ["k-1"]
     assert (first.command_id, first.outcome, first.duplicate) == ("k-1", CommandAck.APPLIED, False)
     assert (again.outcome, again.duplicate, again.engine_timestamp_us) == (
-        CommandAck.APPLIED,
-        True,
-        42,
-    )
+        CommandAck.APPLIED, True, 42)  # fmt: skip
 
 
 def test_command_sent_before_the_server_exists_is_applied_once_it_appears(endpoint: str) -> None:
@@ -180,9 +279,8 @@ def test_command_sent_before_the_server_exists_is_applied_once_it_appears(endpoi
 
 def test_command_times_out_with_a_clear_error(endpoint: str) -> None:
     with CommandsClient(endpoint) as client, pytest.raises(CommandTimeout, match="no ack"):
-        client.send(
-            StrategyCommand(type=StrategyCommand.PAUSE_TRADING), timeout=0.3, retry_interval=0.1
-        )
+        client.send(StrategyCommand(type=StrategyCommand.PAUSE_TRADING), timeout=0.3,
+                    retry_interval=0.1)  # fmt: skip
 
 
 def test_generic_classes_refuse_a_channel_of_the_wrong_pattern(endpoint: str) -> None:
@@ -191,3 +289,12 @@ def test_generic_classes_refuse_a_channel_of_the_wrong_pattern(endpoint: str) ->
 
     with pytest.raises(ValueError, match="COMMAND, not PUB_SUB"):
         Publisher[StrategyCommand](endpoint, channel=registry.COMMANDS)
+
+
+def test_orders_channel_is_keyed_by_symbol(tmp_path: Path) -> None:
+    ep = f"ipc://{tmp_path}/o"
+    with OrdersPublisher(ep) as pub, OrdersSubscriber(ep, keys=["MSFT"]) as sub:
+        pub.publish(Order(order_id="1", symbol="AAPL"))
+        pub.publish(Order(order_id="2", symbol="MSFT"))
+        got = sub.recv(timeout=2)
+    assert got is not None and got.message.order_id == "2" and got.envelope.key == "MSFT"

@@ -169,20 +169,36 @@ def encode_frame(
             raise ValueError(f"{name}={value} is not a u64")
     if not 0 <= flags <= 0xFF:
         raise ValueError(f"flags={flags} is not a u8")
+    return pack_frame(
+        topic(channel, key), type_id, fingerprint, publisher_id, seq, key_seq, send_ts_ns,
+        payload, flags,
+    )  # fmt: skip
+
+
+def pack_frame(
+    topic_bytes: bytes,
+    type_id: int,
+    fingerprint: int,
+    publisher_id: int,
+    seq: int,
+    key_seq: int,
+    send_ts_ns: int,
+    payload: bytes,
+    flags: int = 0,
+) -> bytes:
+    """The hot-path encoder: like encode_frame, but the topic comes from `topic()` and the
+    numbers are trusted (struct still refuses values that do not fit)."""
     header = _HEADER.pack(
-        MAGIC,
-        VERSION,
-        flags,
-        type_id,
-        0,
-        fingerprint,
-        publisher_id,
-        seq,
-        key_seq,
-        send_ts_ns,
+        MAGIC, VERSION, flags, type_id, 0, fingerprint, publisher_id, seq, key_seq, send_ts_ns,
         len(payload),
-    )
-    return b"".join((topic(channel, key), header, payload))
+    )  # fmt: skip
+    return topic_bytes + header + payload
+
+
+def with_flags(frame: bytes, flags: int) -> bytes:
+    """A copy of a valid frame with `flags` OR-ed into its header (replay, snapshot)."""
+    at = frame.index(b"\0") + 4
+    return frame[:at] + bytes([frame[at] | flags]) + frame[at + 1 :]
 
 
 def decode_frame(frame: bytes | memoryview, max_payload: int = DEFAULT_MAX_PAYLOAD) -> Envelope:

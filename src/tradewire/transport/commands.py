@@ -1,0 +1,166 @@
+"""Acknowledged commands over DEALER/ROUTER (WIRE.md 7.5)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import zmq
+from google.protobuf.message import Message
+
+from tradewire import wire
+from tradewire.catalog import Channel, Pattern
+from tradewire.transport._base import DEFAULT_LINGER_MS, Endpoint, now_ns, resolve_channel
+
+log = logging.getLogger("tradewire.transport")
+
+Req = TypeVar("Req", bound=Message)
+Rep = TypeVar("Rep", bound=Message)
+
+
+class CommandTimeout(TimeoutError):
+    """No acknowledgement arrived before the deadline."""
+
+
+class CommandClient(Endpoint, Generic[Req, Rep]):
+    """Sends commands over DEALER and waits for their acknowledgement, retrying
+    with the same command id until the deadline."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        channel: Channel[Req] | None = None,
+        context: zmq.Context[Any] | None = None,
+        linger_ms: int = DEFAULT_LINGER_MS,
+    ) -> None:
+        super().__init__(context, linger_ms)
+        self.channel: Channel[Req] = resolve_channel(self, channel, Pattern.COMMAND)
+        self._socket = self._socket_of(zmq.DEALER)
+        reply = self.channel.reply
+        if reply is None:
+            raise ValueError(f"command channel {self.channel.name!r} declares no reply")
+        self._reply_cls: type[Rep] = reply.cls  # type: ignore[assignment]
+        self._socket.connect(endpoint)
+        self.client_id = secrets.randbits(64) | 1
+        self._seq = 0
+
+    def send(self, command: Req, *, timeout: float = 5.0, retry_interval: float = 0.25) -> Rep:
+        """Send and wait for the ack; raises CommandTimeout after `timeout` seconds."""
+        if not getattr(command, "command_id"):  # noqa: B009 - generic over the schema
+            command.command_id = uuid.uuid4().hex  # type: ignore[attr-defined]
+        command_id: str = command.command_id  # type: ignore[attr-defined]
+        self._seq += 1
+        frame = wire.encode_message(
+            self.channel.name,
+            command,
+            publisher_id=self.client_id,
+            seq=self._seq,
+            send_ts_ns=now_ns(),
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            self._socket.send(frame)
+            self.stats.sent += 1
+            retry_at = min(deadline, time.monotonic() + retry_interval)
+            while (left := retry_at - time.monotonic()) > 0:
+                if not self._socket.poll(int(left * 1000) + 1, zmq.POLLIN):
+                    continue
+                ack = self._accept(self._socket.recv(), command_id)
+                if ack is not None:
+                    return ack
+            if time.monotonic() >= deadline:
+                raise CommandTimeout(
+                    f"no ack for command {command_id} on {self.channel.name!r} within {timeout}s"
+                )
+
+    def _accept(self, frame: bytes, command_id: str) -> Rep | None:
+        try:
+            ack = wire.parse_payload(wire.decode_frame(frame), self._reply_cls)
+        except wire.WireError as exc:
+            self.stats.rejected[exc.kind] += 1
+            log.warning("rejected reply on %s: %s: %s", self.channel.name, exc.kind, exc)
+            return None
+        self.stats.received += 1
+        if ack.command_id != command_id:  # type: ignore[attr-defined]
+            self.stats.duplicates += 1  # late ack of an earlier retry
+            return None
+        return ack
+
+
+class CommandServer(Endpoint, Generic[Req, Rep]):
+    """Binds ROUTER, applies each command id once and acknowledges every copy."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        handler: Callable[[Req], Rep],
+        *,
+        channel: Channel[Req] | None = None,
+        context: zmq.Context[Any] | None = None,
+        dedupe_window: int = 10_000,
+        linger_ms: int = DEFAULT_LINGER_MS,
+    ) -> None:
+        super().__init__(context, linger_ms)
+        self.channel: Channel[Req] = resolve_channel(self, channel, Pattern.COMMAND)
+        self._socket = self._socket_of(zmq.ROUTER)
+        self._handler = handler
+        self._socket.bind(endpoint)
+        self.endpoint = endpoint
+        self.server_id = secrets.randbits(64) | 1
+        self._cls: type[Req] = self.channel.message.cls
+        self._applied: OrderedDict[str, Rep] = OrderedDict()
+        self._window = dedupe_window
+
+    def serve_once(self, timeout: float | None = None) -> bool:
+        """Handle at most one command; False when none arrived within `timeout`."""
+        wait_ms = -1 if timeout is None else int(timeout * 1000)
+        if not self._socket.poll(wait_ms, zmq.POLLIN):
+            return False
+        parts = self._socket.recv_multipart()
+        if len(parts) != 2:
+            self.stats.rejected["bad_framing"] += 1
+            return True
+        identity, frame = parts
+        try:
+            command = wire.parse_payload(wire.decode_frame(frame), self._cls)
+        except wire.WireError as exc:
+            self.stats.rejected[exc.kind] += 1
+            log.warning("rejected command on %s: %s: %s", self.channel.name, exc.kind, exc)
+            return True
+        self.stats.received += 1
+        ack = self._ack_for(command)
+        reply = wire.encode_message(
+            self.channel.name, ack, publisher_id=self.server_id, seq=0, send_ts_ns=now_ns()
+        )
+        self._socket.send_multipart([identity, reply])
+        self.stats.sent += 1
+        return True
+
+    def serve(self, until: Callable[[], bool], poll_interval: float = 0.05) -> None:
+        """Serve until `until()` is true (checked every `poll_interval` seconds)."""
+        while not until():
+            self.serve_once(poll_interval)
+
+    def _ack_for(self, command: Req) -> Rep:
+        command_id: str = command.command_id  # type: ignore[attr-defined]
+        if command_id and command_id in self._applied:
+            self.stats.duplicates += 1
+            repeat = type(self._applied[command_id])()
+            repeat.CopyFrom(self._applied[command_id])
+            if "duplicate" in repeat.DESCRIPTOR.fields_by_name:
+                repeat.duplicate = True  # type: ignore[attr-defined]
+            return repeat
+        ack = self._handler(command)
+        if "command_id" in ack.DESCRIPTOR.fields_by_name:
+            ack.command_id = command_id  # type: ignore[attr-defined]
+        if command_id:
+            self._applied[command_id] = ack
+            while len(self._applied) > self._window:
+                self._applied.popitem(last=False)
+        return ack

@@ -1,0 +1,423 @@
+"""Subscriber: handshake, in-order delivery, gap replay, snapshots, peer loss (WIRE.md 7)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic
+
+import zmq
+
+from tradewire import wire
+from tradewire._gen import registry
+from tradewire.catalog import Channel, Pattern
+from tradewire.transport._base import (
+    DEFAULT_HWM,
+    DEFAULT_LINGER_MS,
+    Endpoint,
+    M,
+    Received,
+    TransportEvent,
+    control_endpoint,
+    now_ns,
+    resolve_channel,
+)
+from tradewire.transport.publisher import SYNC_PREFIX
+
+log = logging.getLogger("tradewire.transport")
+
+_SNAPSHOT_END_ID = registry.SNAPSHOT_END_TYPE.type_id
+
+
+class SubscribeTimeout(TimeoutError):
+    """No publisher completed the subscription handshake in time."""
+
+
+@dataclass
+class _Stream:
+    """Delivery state of one (publisher, key) sequence."""
+
+    last: int  # every seq <= last is delivered or accounted lost
+    held: dict[int, Received[Any]] = field(default_factory=dict)
+    requested_upto: int = 0
+    replay_deadline: float | None = None
+    lost: list[tuple[int, int]] = field(default_factory=list)
+
+
+class Subscriber(Endpoint, Generic[M]):
+    """Connects to a publisher; `recv()` returns once-only, in-order messages, recovering gaps
+    from the publisher's replay ring and reporting anything unrecoverable as an event."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        keys: Iterable[str] | None = None,
+        channel: Channel[M] | None = None,
+        control: str | None = None,
+        context: zmq.Context[Any] | None = None,
+        snapshot: bool = False,
+        subscribe_timeout: float | None = 10.0,
+        peer_timeout: float = 3.0,
+        replay_timeout: float = 2.0,
+        rcvhwm: int = DEFAULT_HWM,
+        strict_schema: bool = False,
+        on_event: Callable[[TransportEvent], None] | None = None,
+        linger_ms: int = DEFAULT_LINGER_MS,
+    ) -> None:
+        super().__init__(context, linger_ms)
+        self.channel: Channel[M] = resolve_channel(self, channel, Pattern.PUB_SUB)
+        if snapshot and not self.channel.last_value:
+            raise ValueError(f"channel {self.channel.name!r} keeps no last values to snapshot")
+        self.keys = frozenset(keys) if keys is not None else None
+        self.events: deque[TransportEvent] = deque(maxlen=10_000)
+        self._on_event = on_event
+        self._cls: type[M] = self.channel.message.cls
+        self._type_id = self.channel.message.type_id
+        self._strict = strict_schema
+        self._peer_timeout = peer_timeout
+        self._replay_timeout = replay_timeout
+        self._ready: deque[Received[M]] = deque()
+        self._streams: dict[tuple[int, str], _Stream] = {}
+        self._publisher_id = 0
+        self._last_rx = time.monotonic()
+        self._peer_lost = False
+        self._sub = self._socket_of(zmq.SUB)
+        self._sub.setsockopt(zmq.RCVHWM, rcvhwm)
+        self._sub.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        if endpoint.startswith("tcp://"):
+            self._sub.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+            self._sub.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(peer_timeout * 1000))
+        self._ctl = self._socket_of(zmq.DEALER)
+        self._ctl.setsockopt(zmq.RCVHWM, 0)  # replay answers are bounded by the publisher's ring
+        self._ctl.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        self._ctl.connect(control or control_endpoint(endpoint))
+        if self.keys is None:
+            self._sub.subscribe(wire.channel_prefix(self.channel.name))
+        else:
+            self._sub.subscribe(wire.topic(self.channel.name))
+            for key in sorted(self.keys):
+                self._sub.subscribe(wire.topic(self.channel.name, key))
+        try:
+            self._sub.connect(endpoint)
+            self._handshake(subscribe_timeout)
+            if snapshot:
+                self._load_snapshot(subscribe_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- public API --------------------------------------------------------------------
+
+    def recv(self, timeout: float | None = None) -> Received[M] | None:
+        """Next message in sequence order, or None after `timeout` seconds without one."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ready:
+            wait = self._next_wake(deadline)
+            if wait is not None and wait <= 0:
+                return None
+            ready = zmq.select([self._sub, self._ctl], [], [], wait)[0]
+            if self._sub in ready:
+                self._drain(self._sub, from_replay=False)
+            if self._ctl in ready:
+                self._drain(self._ctl, from_replay=True)
+            self._check_timers()
+        return self._ready.popleft()
+
+    def __iter__(self) -> Iterator[Received[M]]:
+        while True:
+            received = self.recv()
+            if received is not None:
+                yield received
+
+    # -- handshake and snapshot ---------------------------------------------------------
+
+    def _handshake(self, timeout: float | None) -> None:
+        """Subscribe a sync topic last; its Heartbeat proves every subscription is live."""
+        sync = wire.topic(self.channel.name, SYNC_PREFIX + secrets.token_hex(8))
+        self._sub.subscribe(sync)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0:
+                    raise SubscribeTimeout(
+                        f"no publisher of {self.channel.name!r} answered the subscription "
+                        f"handshake within {timeout}s"
+                    )
+                if not self._sub.poll(-1 if wait is None else int(wait * 1000) + 1):
+                    continue
+                frame = self._sub.recv()
+                env = self._envelope(frame) if frame.startswith(sync) else None
+                beat = self._control_message(env, registry.HEARTBEAT_TYPE.cls) if env else None
+                if env is not None and beat is not None:
+                    self._baseline(env.publisher_id, beat)
+                    return
+        finally:
+            self._sub.unsubscribe(sync)
+            self._last_rx = time.monotonic()
+
+    def _baseline(self, publisher_id: int, beat: Any) -> None:
+        self._publisher_id = publisher_id
+        if self.keys is None:
+            self._streams[(publisher_id, "")] = _Stream(last=beat.last_seq)
+        else:
+            for key in self.keys:
+                self._streams[(publisher_id, key)] = _Stream(last=beat.last_key_seq.get(key, 0))
+
+    def _load_snapshot(self, timeout: float | None) -> None:
+        """Latest value per key, then buffered live messages newer than the snapshot."""
+        request = registry.SNAPSHOT_REQUEST_TYPE.cls(
+            channel=self.channel.name, keys=sorted(self.keys or ())
+        )
+        self._ctl.send(wire.encode_message(self.channel.name, request, publisher_id=1, seq=0,
+                                           send_ts_ns=now_ns()))  # fmt: skip
+        live: list[bytes] = []
+        snap: list[Received[M]] = []
+        deadline = time.monotonic() + (timeout or 10.0)
+        while time.monotonic() < deadline:
+            ready = zmq.select([self._sub, self._ctl], [], [], deadline - time.monotonic())[0]
+            if self._sub in ready:
+                live.append(self._sub.recv())
+            if self._ctl not in ready:
+                continue
+            env = self._envelope(self._ctl.recv())
+            if env is None:
+                continue
+            if env.type_id == self._type_id:
+                got = self._decode(env)
+                if got is not None:
+                    snap.append(got)
+                continue
+            end = self._control_message(env, registry.SNAPSHOT_END_TYPE.cls)
+            if end is None:
+                continue
+            pid = env.publisher_id
+            if self.keys is None:
+                self._streams[(pid, "")] = _Stream(last=end.seq)
+            for got in snap:
+                if self.keys is not None:
+                    self._streams[(pid, got.envelope.key)] = _Stream(last=got.envelope.key_seq)
+                self._ready.append(got)
+            for frame in live:
+                self._accept(frame, from_replay=False)
+            return
+        raise SubscribeTimeout(f"no snapshot of {self.channel.name!r} within {timeout}s")
+
+    # -- frame handling ----------------------------------------------------------------
+
+    def _drain(self, sock: zmq.Socket[bytes], from_replay: bool) -> None:
+        for _ in range(1000):
+            try:
+                frame = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._accept(frame, from_replay)
+
+    def _envelope(self, frame: bytes) -> wire.Envelope | None:
+        try:
+            return wire.decode_frame(frame)
+        except wire.WireError as exc:
+            self._reject(exc)
+            return None
+
+    def _reject(self, exc: wire.WireError) -> None:
+        self.stats.rejected[exc.kind] += 1
+        log.warning("rejected frame on %s: %s: %s", self.channel.name, exc.kind, exc)
+
+    def _decode(self, env: wire.Envelope) -> Received[M] | None:
+        """The channel's message, or None (counted) when the payload is bad."""
+        try:
+            message: M = wire.parse_payload(env, self._cls, strict=self._strict)
+        except wire.WireError as exc:
+            self._reject(exc)
+            return None
+        if env.fingerprint != self.channel.message.fingerprint:
+            self.stats.schema_mismatch += 1
+        return Received(message, env)
+
+    def _control_message(self, env: wire.Envelope, cls: type[Any]) -> Any | None:
+        """A control message of type `cls`, or None when `env` carries another type."""
+        if env.type_id != wire.message_type_of(cls).type_id:
+            return None
+        try:
+            return wire.parse_payload(env, cls)
+        except wire.WireError as exc:
+            self._reject(exc)
+            return None
+
+    def _accept(self, frame: bytes, from_replay: bool) -> None:
+        self._mark_alive()
+        env = self._envelope(frame)
+        if env is None:
+            return
+        if env.type_id != self._type_id:
+            self._control(env)
+            return
+        got = self._decode(env)
+        if got is None:
+            return
+        self._check_publisher(env.publisher_id)
+        key = "" if self.keys is None else env.key
+        stream = self._streams.setdefault((env.publisher_id, key), _Stream(last=0))
+        number = env.seq if self.keys is None else env.key_seq
+        if number <= stream.last or number in stream.held:
+            self.stats.duplicates += 1
+            return
+        if from_replay:
+            self.stats.recovered += 1
+        if number == stream.last + 1:
+            self._deliver(stream, got, number)
+            return
+        stream.held[number] = got
+        if not from_replay:
+            self._request(env.publisher_id, key, stream, number - 1)
+
+    def _control(self, env: wire.Envelope) -> None:
+        """Heartbeats (tail loss) and replay ends; other known types are ignored."""
+        hb = self._control_message(env, registry.HEARTBEAT_TYPE.cls)
+        if hb is not None:
+            if env.key.startswith(SYNC_PREFIX):
+                return
+            self._check_publisher(env.publisher_id)
+            if self.keys is None:
+                self._tail(env.publisher_id, "", hb.last_seq)
+            else:
+                for key in self.keys:
+                    self._tail(env.publisher_id, key, hb.last_key_seq.get(key, 0))
+            return
+        end = self._control_message(env, registry.REPLAY_END_TYPE.cls)
+        if end is not None:
+            self._replay_done(end)
+        elif env.type_id not in (_SNAPSHOT_END_ID,):
+            try:
+                wire.message_type(env.type_id)
+            except wire.UnknownType as exc:
+                self._reject(exc)
+
+    def _tail(self, publisher_id: int, key: str, last_published: int) -> None:
+        stream = self._streams.setdefault((publisher_id, key), _Stream(last=0))
+        if last_published > max(stream.last, stream.requested_upto):
+            self._request(publisher_id, key, stream, last_published)
+
+    def _request(self, publisher_id: int, key: str, stream: _Stream, upto: int) -> None:
+        first = max(stream.last, stream.requested_upto) + 1
+        if upto < first:
+            return
+        stream.requested_upto = upto
+        stream.replay_deadline = time.monotonic() + self._replay_timeout
+        self.stats.gaps += 1
+        self.stats.missed += upto - first + 1
+        self.stats.replay_requests += 1
+        self._event("gap_detected", publisher_id, key, first, upto)
+        request = registry.REPLAY_REQUEST_TYPE.cls(
+            channel=self.channel.name, publisher_id=publisher_id, key=key, from_seq=first,
+            to_seq=upto,
+        )  # fmt: skip
+        self._ctl.send(wire.encode_message(self.channel.name, request, publisher_id=1, seq=0,
+                                           send_ts_ns=now_ns()))  # fmt: skip
+
+    def _replay_done(self, end: Any) -> None:
+        key = end.key if self.keys is not None else ""
+        stream = self._streams.get((end.publisher_id, key))
+        if stream is None:
+            return
+        if end.replayed:
+            self._event("gap_recovered", end.publisher_id, key, end.from_seq, end.to_seq,
+                        f"{end.replayed} messages replayed")  # fmt: skip
+        why = "publisher restarted" if end.unknown_publisher else "no longer in the replay ring"
+        self._give_up(end.publisher_id, key, stream, end.from_seq, end.to_seq, why)
+
+    def _give_up(self, pid: int, key: str, stream: _Stream, first: int, last: int,
+                 why: str) -> None:  # fmt: skip
+        """Account every still-missing seq of first..last as lost, then deliver what follows."""
+        start = None
+        for number in range(max(first, stream.last + 1), last + 2):
+            missing = number <= last and number not in stream.held
+            if missing and start is None:
+                start = number
+            elif not missing and start is not None:
+                stream.lost.append((start, number - 1))
+                self.stats.unrecoverable += number - start
+                self._event("unrecoverable_gap", pid, key, start, number - 1, why)
+                start = None
+        if stream.requested_upto <= last:
+            stream.replay_deadline = None
+        self._flush(stream)
+
+    def _deliver(self, stream: _Stream, got: Received[M], number: int) -> None:
+        stream.last = number
+        self._ready.append(got)
+        self.stats.received += 1
+        self._flush(stream)
+
+    def _flush(self, stream: _Stream) -> None:
+        while True:
+            nxt = stream.held.pop(stream.last + 1, None)
+            if nxt is not None:
+                stream.last += 1
+                self._ready.append(nxt)
+                self.stats.received += 1
+                continue
+            span = next((s for s in stream.lost if s[0] <= stream.last + 1 <= s[1]), None)
+            if span is None:
+                stream.lost = [s for s in stream.lost if s[1] > stream.last]
+                return
+            stream.last = span[1]
+
+    def _check_publisher(self, publisher_id: int) -> None:
+        if publisher_id == self._publisher_id:
+            return
+        if self._publisher_id:
+            self._event("publisher_restart", publisher_id, "", 0, 0,
+                        f"previous publisher {self._publisher_id:016x}")  # fmt: skip
+            for (pid, key), stream in list(self._streams.items()):
+                if pid == self._publisher_id:
+                    top = max([stream.requested_upto, *stream.held]) if stream.held else 0
+                    if top > stream.last:
+                        self._give_up(pid, key, stream, stream.last + 1, top,
+                                      "publisher restarted")  # fmt: skip
+                    del self._streams[(pid, key)]
+        self._publisher_id = publisher_id
+
+    # -- timers ------------------------------------------------------------------------
+
+    def _next_wake(self, deadline: float | None) -> float | None:
+        now = time.monotonic()
+        waits = [self._peer_timeout - (now - self._last_rx) if not self._peer_lost else None]
+        waits += [s.replay_deadline - now for s in self._streams.values() if s.replay_deadline]
+        if deadline is not None:
+            waits.append(deadline - now)
+        known = [w for w in waits if w is not None]
+        return max(0.0, min(known)) if known else None
+
+    def _check_timers(self) -> None:
+        now = time.monotonic()
+        if not self._peer_lost and now - self._last_rx > self._peer_timeout:
+            self._peer_lost = True
+            self._event("peer_lost", self._publisher_id, "", 0, 0,
+                        f"nothing received for {self._peer_timeout}s")  # fmt: skip
+        for (pid, key), stream in list(self._streams.items()):
+            if stream.replay_deadline is not None and now > stream.replay_deadline:
+                self._give_up(pid, key, stream, stream.last + 1, stream.requested_upto,
+                              "replay timed out")  # fmt: skip
+                stream.replay_deadline = None
+
+    def _mark_alive(self) -> None:
+        self._last_rx = time.monotonic()
+        if self._peer_lost:
+            self._peer_lost = False
+            self._event("peer_back", self._publisher_id)
+
+    def _event(self, kind: str, publisher_id: int, key: str = "", first: int = 0, last: int = 0,
+               detail: str = "") -> None:  # fmt: skip
+        event = TransportEvent(kind, self.channel.name, publisher_id, key, first, last, detail)
+        self.events.append(event)
+        if kind in ("unrecoverable_gap", "peer_lost", "publisher_restart"):
+            log.warning("%s", event)
+        if self._on_event is not None:
+            self._on_event(event)
