@@ -298,3 +298,71 @@ def test_orders_channel_is_keyed_by_symbol(tmp_path: Path) -> None:
         pub.publish(Order(order_id="2", symbol="MSFT"))
         got = sub.recv(timeout=2)
     assert got is not None and got.message.order_id == "2" and got.envelope.key == "MSFT"
+
+
+def test_async_for_receives_in_order_without_blocking_the_loop(endpoint: str) -> None:
+    import asyncio
+
+    async def main() -> tuple[list[float], int]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.001)
+                ticks += 1
+
+        with MarketDataPublisher(endpoint) as pub, MarketDataSubscriber(endpoint) as sub:
+            task = asyncio.get_running_loop().create_task(ticker())
+            assert await sub.arecv(timeout=0.2) is None  # nothing yet: the loop kept running
+            for i in range(100):
+                pub.publish(MarketData(symbol="A", price=i))
+            prices = []
+            async for got in sub:
+                prices.append(got.message.price)
+                if len(prices) == 100:
+                    break
+            task.cancel()
+        return prices, ticks
+
+    prices, ticks = asyncio.run(main())
+    assert prices == list(range(100))
+    assert ticks > 10
+
+
+def test_curve_command_server_rejects_unknown_keys_and_logs_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import socket
+
+    from tradewire.transport import CurveClient, CurveKeyPair, CurveServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoint = f"tcp://127.0.0.1:{port}"
+    server_keys, friend, stranger = (CurveKeyPair.generate() for _ in range(3))
+    applied: list[str] = []
+
+    def handle(cmd: StrategyCommand) -> CommandAck:
+        applied.append(cmd.command_id)
+        return CommandAck(outcome=CommandAck.APPLIED)
+
+    stop = threading.Event()
+    curve = CurveServer(server_keys, frozenset({friend.public}))
+    with CommandsServer(endpoint, handle, curve=curve) as server:
+        thread = _serve(server, stop)
+        with CommandsClient(endpoint, curve=CurveClient(friend, server_keys.public)) as ok:
+            ack = ok.send(StrategyCommand(type=StrategyCommand.KILL_SWITCH, command_id="f"))
+        with CommandsClient(endpoint, curve=CurveClient(stranger, server_keys.public)) as bad, \
+                pytest.raises(CommandTimeout):  # fmt: skip
+            bad.send(StrategyCommand(type=StrategyCommand.KILL_SWITCH, command_id="s"),
+                     timeout=1.0)  # fmt: skip
+        with CommandsClient(endpoint) as plain, pytest.raises(CommandTimeout):
+            plain.send(StrategyCommand(type=StrategyCommand.KILL_SWITCH, command_id="p"),
+                       timeout=1.0)  # fmt: skip
+        stop.set()
+        thread.join(5)
+    assert ack.outcome == CommandAck.APPLIED
+    assert applied == ["f"]
+    assert f"rejected CURVE client {stranger.public.decode()}" in caplog.text

@@ -7,12 +7,16 @@ The generated typed clients in `tradewire.channels` are thin subclasses that bin
 from tradewire.transport._base import Received, Stats, TransportEvent, control_endpoint
 from tradewire.transport.commands import CommandClient, CommandServer, CommandTimeout
 from tradewire.transport.publisher import Publisher
+from tradewire.transport.security import CurveClient, CurveKeyPair, CurveServer
 from tradewire.transport.subscriber import Subscriber, SubscribeTimeout
 
 __all__ = [
     "CommandClient",
     "CommandServer",
     "CommandTimeout",
+    "CurveClient",
+    "CurveKeyPair",
+    "CurveServer",
     "Publisher",
     "Received",
     "Stats",

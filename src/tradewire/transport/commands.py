@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from tradewire import wire
 from tradewire.catalog import Channel, Pattern
 from tradewire.transport._base import DEFAULT_LINGER_MS, Endpoint, now_ns, resolve_channel
+from tradewire.transport.security import CurveClient, CurveServer, secure_client, secure_server
 
 log = logging.getLogger("tradewire.transport")
 
@@ -37,11 +38,14 @@ class CommandClient(Endpoint, Generic[Req, Rep]):
         *,
         channel: Channel[Req] | None = None,
         context: zmq.Context[Any] | None = None,
+        curve: CurveClient | None = None,
         linger_ms: int = DEFAULT_LINGER_MS,
     ) -> None:
         super().__init__(context, linger_ms)
         self.channel: Channel[Req] = resolve_channel(self, channel, Pattern.COMMAND)
         self._socket = self._socket_of(zmq.DEALER)
+        if curve is not None:
+            secure_client(self._socket, curve)
         reply = self.channel.reply
         if reply is None:
             raise ValueError(f"command channel {self.channel.name!r} declares no reply")
@@ -65,8 +69,11 @@ class CommandClient(Endpoint, Generic[Req, Rep]):
         )
         deadline = time.monotonic() + timeout
         while True:
-            self._socket.send(frame)
-            self.stats.sent += 1
+            try:  # never block past the deadline: no peer (yet) means try again later
+                self._socket.send(frame, zmq.NOBLOCK)
+                self.stats.sent += 1
+            except zmq.Again:
+                self.stats.rejected["no_peer"] += 1
             retry_at = min(deadline, time.monotonic() + retry_interval)
             while (left := retry_at - time.monotonic()) > 0:
                 if not self._socket.poll(int(left * 1000) + 1, zmq.POLLIN):
@@ -104,18 +111,38 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
         channel: Channel[Req] | None = None,
         context: zmq.Context[Any] | None = None,
         dedupe_window: int = 10_000,
+        curve: CurveServer | None = None,
         linger_ms: int = DEFAULT_LINGER_MS,
     ) -> None:
+        if curve is not None and context is None:
+            context = zmq.Context()  # its own ZAP handler: one authenticator per context
+            self._own_context: zmq.Context[Any] | None = context
+        else:
+            self._own_context = None
         super().__init__(context, linger_ms)
         self.channel: Channel[Req] = resolve_channel(self, channel, Pattern.COMMAND)
         self._socket = self._socket_of(zmq.ROUTER)
+        self._auth = secure_server(self._socket, curve, endpoint) if curve is not None else None
         self._handler = handler
-        self._socket.bind(endpoint)
+        try:
+            self._socket.bind(endpoint)
+        except zmq.ZMQError as exc:
+            self.close()
+            raise OSError(f"cannot bind command server at {endpoint}: {exc}") from exc
         self.endpoint = endpoint
         self.server_id = secrets.randbits(64) | 1
         self._cls: type[Req] = self.channel.message.cls
         self._applied: OrderedDict[str, Rep] = OrderedDict()
         self._window = dedupe_window
+
+    def close(self) -> None:
+        super().close()
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if self._own_context is not None:
+            self._own_context.term()
+            self._own_context = None
 
     def serve_once(self, timeout: float | None = None) -> bool:
         """Handle at most one command; False when none arrived within `timeout`."""

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic
+from typing import Any, Generic, Self
 
 import zmq
 
@@ -117,16 +119,47 @@ class Subscriber(Endpoint, Generic[M]):
         """Next message in sequence order, or None after `timeout` seconds without one."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._ready:
-            wait = self._next_wake(deadline)
-            if wait is not None and wait <= 0:
-                return None
-            ready = zmq.select([self._sub, self._ctl], [], [], wait)[0]
+            ready = zmq.select([self._sub, self._ctl], [], [], self._next_wake(deadline))[0]
             if self._sub in ready:
                 self._drain(self._sub, from_replay=False)
             if self._ctl in ready:
                 self._drain(self._ctl, from_replay=True)
             self._check_timers()
+            if not self._ready and deadline is not None and time.monotonic() >= deadline:
+                return None
         return self._ready.popleft()
+
+    async def arecv(self, timeout: float | None = None) -> Received[M] | None:
+        """asyncio form of recv(): waits on the sockets' file descriptors, never blocks
+        the event loop."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        wake = asyncio.Event()
+        fds = [int(sock.getsockopt(zmq.FD)) for sock in (self._sub, self._ctl)]
+        for fd in fds:
+            loop.add_reader(fd, wake.set)
+        try:
+            while True:
+                wake.clear()
+                got = self.recv(timeout=0)  # drains both sockets (their FDs are edge-triggered)
+                if got is not None:
+                    return got
+                wait = self._next_wake(deadline)
+                if deadline is not None and wait is not None and wait <= 0:
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), wait)
+        finally:
+            for fd in fds:
+                loop.remove_reader(fd)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Received[M]:
+        got = await self.arecv()
+        assert got is not None  # no timeout: arecv only returns a message
+        return got
 
     def __iter__(self) -> Iterator[Received[M]]:
         while True:
