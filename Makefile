@@ -5,13 +5,15 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-CARGO_RELEASE := cargo build --release --locked -p tradewire --bins
+CARGO_RELEASE := cargo build --release --locked -p tradewire -p signal-bridge --bins
+# The Python extension (tradewire._features) is built by pip from these crates.
+EXTENSION_SOURCES := $(shell find crates/features crates/features-py -name '*.rs' -o -name Cargo.toml -o -name '*.py' 2>/dev/null)
 
 .PHONY: demo test bench codegen check-codegen vectors check-vectors lint typecheck \
         pytest cargo-test clippy fmt rust-bins venv clean
 
 venv: $(STAMP)
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(EXTENSION_SOURCES)
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup)"; exit 1; }
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

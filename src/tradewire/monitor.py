@@ -11,7 +11,7 @@ from google.protobuf.json_format import MessageToDict
 
 from tradewire._gen import registry
 from tradewire.catalog import Pattern
-from tradewire.transport import Received, Subscriber
+from tradewire.transport import Received, Subscriber, SubscribeTimeout, TransportEvent
 
 
 def _line(received: Received[Any], as_json: bool) -> str:
@@ -42,8 +42,24 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+
+    def show(event: TransportEvent) -> None:
+        if args.json:
+            print(json.dumps(event.as_dict()), flush=True)
+        else:
+            span = f" {event.first}..{event.last}" if event.last else ""
+            print(f"[{event.channel}] {event.kind}{span} {event.detail}".rstrip(), flush=True)
+
     seen = 0
-    with Subscriber[Any](args.endpoint, channel=channel, keys=args.symbols) as sub:
+    try:
+        sub = Subscriber[Any](
+            args.endpoint, channel=channel, keys=args.symbols, on_event=show,
+            subscribe_timeout=args.timeout or None, peer_timeout=args.peer_timeout,
+        )  # fmt: skip
+    except SubscribeTimeout as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    with sub:
         try:
             while args.count <= 0 or seen < args.count:
                 received = sub.recv(timeout=args.timeout or None)

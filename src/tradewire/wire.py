@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import re
 import struct
-from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
@@ -89,8 +88,7 @@ ERROR_KINDS: Final[dict[str, type[WireError]]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Envelope:
+class Envelope(NamedTuple):
     """A decoded frame; the payload is left as bytes (relays never parse it)."""
 
     channel: str
@@ -203,25 +201,19 @@ def with_flags(frame: bytes, flags: int) -> bytes:
 
 def decode_frame(frame: bytes | memoryview, max_payload: int = DEFAULT_MAX_PAYLOAD) -> Envelope:
     """Parse one frame, checking in the order WIRE.md section 2 gives."""
-    data = bytes(frame)
+    data = frame if type(frame) is bytes else bytes(frame)
     nul = data.find(b"\0", 0, MAX_TOPIC)
     if nul < 0:
         if len(data) < MAX_TOPIC:
             raise Truncated(f"frame of {len(data)} bytes ends before the topic's NUL")
         raise BadTopic(f"no NUL within the first {MAX_TOPIC} bytes")
-    slash = data.find(b"/", 0, nul)
-    if slash < 0:
-        raise BadTopic(f"topic {data[:nul]!r} has no '/'")
-    channel = data[:slash].decode("ascii", "replace")
-    if not _CHANNEL_RE.fullmatch(channel):
-        raise BadTopic(f"channel name {data[:slash]!r} is not 1..32 bytes of [a-z0-9_]")
-    key_bytes = data[slash + 1 : nul]
-    if len(key_bytes) > MAX_KEY:
-        raise BadTopic(f"key is {len(key_bytes)} bytes, more than {MAX_KEY}")
-    try:
-        key = key_bytes.decode()
-    except UnicodeDecodeError as exc:
-        raise BadTopic(f"key {key_bytes!r} is not UTF-8") from exc
+    raw_topic = data[:nul]
+    parsed = _TOPICS.get(raw_topic)
+    if parsed is None:
+        parsed = _parse_topic(raw_topic)
+        if len(_TOPICS) < _TOPIC_CACHE_SIZE:
+            _TOPICS[raw_topic] = parsed
+    channel, key = parsed
     start = nul + 1
     if len(data) - start < HEADER_SIZE:
         raise Truncated(
@@ -244,17 +236,30 @@ def decode_frame(frame: bytes | memoryview, max_payload: int = DEFAULT_MAX_PAYLO
             f"{available - payload_len} bytes follow the {payload_len}-byte payload"
         )
     return Envelope(
-        channel=channel,
-        key=key,
-        type_id=type_id,
-        fingerprint=fingerprint,
-        publisher_id=publisher_id,
-        seq=seq,
-        key_seq=key_seq,
-        send_ts_ns=send_ts_ns,
-        payload=data[body:],
-        flags=flags,
-    )
+        channel, key, type_id, fingerprint, publisher_id, seq, key_seq, send_ts_ns,
+        data[body:], flags,
+    )  # fmt: skip
+
+
+_TOPICS: dict[bytes, tuple[str, str]] = {}
+_TOPIC_CACHE_SIZE = 100_000
+
+
+def _parse_topic(raw: bytes) -> tuple[str, str]:
+    """(channel, key) of a topic without its NUL; BadTopic when invalid."""
+    slash = raw.find(b"/")
+    if slash < 0:
+        raise BadTopic(f"topic {raw!r} has no '/'")
+    channel = raw[:slash].decode("ascii", "replace")
+    if not _CHANNEL_RE.fullmatch(channel):
+        raise BadTopic(f"channel name {raw[:slash]!r} is not 1..32 bytes of [a-z0-9_]")
+    key_bytes = raw[slash + 1 :]
+    if len(key_bytes) > MAX_KEY:
+        raise BadTopic(f"key is {len(key_bytes)} bytes, more than {MAX_KEY}")
+    try:
+        return channel, key_bytes.decode()
+    except UnicodeDecodeError as exc:
+        raise BadTopic(f"key {key_bytes!r} is not UTF-8") from exc
 
 
 def _registry() -> Any:

@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, NamedTuple, Self, TypeVar
 
 import zmq
 from google.protobuf.message import Message
@@ -44,8 +44,7 @@ class Stats:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class Received(Generic[M]):
+class Received(NamedTuple, Generic[M]):
     """A decoded message with the envelope it came in."""
 
     message: M

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import secrets
 import threading
 import time
-from collections import deque
 from typing import Any, Generic
 
 import zmq
@@ -59,13 +57,18 @@ class Publisher(Endpoint, Generic[M]):
         self._topics: dict[str, bytes] = {}
         self._seq = 0
         self._key_seq: dict[str, int] = {}
-        self._ring: deque[tuple[int, str, int, bytes]] = deque(maxlen=max(1, ring_size))
+        self._ring_size = max(1, ring_size)
+        # Slot (seq - 1) % ring_size holds (key, key_seq, frame) of channel seq `seq`.
+        self._ring: list[tuple[str, int, bytes] | None] = [None] * self._ring_size
         self._last_value: dict[str, bytes] | None = {} if self.channel.last_value else None
         self._heartbeat_interval = heartbeat_interval
         self._last_send = time.monotonic()
         self._lock = threading.Lock()
         self._data = self._socket_of(zmq.XPUB)
         self._data.setsockopt(zmq.SNDHWM, sndhwm)
+        if endpoint.startswith("tcp://"):  # ZMTP heartbeats: drop dead peers, let them rejoin
+            self._data.setsockopt(zmq.HEARTBEAT_IVL, 1000)
+            self._data.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
         self._control = self._socket_of(zmq.ROUTER)
         self._control.setsockopt(zmq.SNDHWM, 0)  # replies are bounded by the ring; never drop
         try:
@@ -97,7 +100,7 @@ class Publisher(Endpoint, Generic[M]):
                 key_seq, now_ns(), payload,
             )  # fmt: skip
             self._data.send(frame)
-            self._ring.append((seq, key, key_seq, frame))
+            self._ring[(seq - 1) % self._ring_size] = (key, key_seq, frame)
             if self._last_value is not None:
                 self._last_value[key] = frame
             self._last_send = time.monotonic()
@@ -208,15 +211,16 @@ class Publisher(Endpoint, Generic[M]):
         """Frames numbered first..last still in the ring, and the oldest number held for
         that stream (by key_seq of `key` when given, else by channel seq)."""
         with self._lock:
-            if not key:  # the ring holds consecutive seqs: slice it by position
-                if not self._ring:
+            newest = self._seq
+            oldest = max(1, newest - self._ring_size + 1) if newest else None
+            if not key:
+                if oldest is None:
                     return [], None
-                oldest = self._ring[0][0]
-                start = max(0, first - oldest)
-                stop = max(start, last - oldest + 1)
-                return [f for _, _, _, f in itertools.islice(self._ring, start, stop)], oldest
-            ring = list(self._ring)
-        numbered = [(ks, f) for _, k, ks, f in ring if k == key]
+                numbers = range(max(first, oldest), min(last, newest) + 1)
+                slots = [self._ring[(n - 1) % self._ring_size] for n in numbers]
+                return [slot[2] for slot in slots if slot is not None], oldest
+            ring = [self._ring[(n - 1) % self._ring_size] for n in range(oldest or 1, newest + 1)]
+        numbered = [(ks, f) for k, ks, f in filter(None, ring) if k == key]
         oldest_key = numbered[0][0] if numbered else None
         return [f for ks, f in numbered if first <= ks <= last], oldest_key
 

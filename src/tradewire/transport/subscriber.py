@@ -45,8 +45,9 @@ class _Stream:
 
     last: int  # every seq <= last is delivered or accounted lost
     held: dict[int, Received[Any]] = field(default_factory=dict)
-    requested_upto: int = 0
-    replay_deadline: float | None = None
+    requested_upto: int = 0  # highest seq asked for (or being asked for) by replay
+    replay_deadline: float | None = None  # set while one replay request is outstanding
+    wanted_upto: int = 0  # gaps seen while a replay was outstanding, asked for next
     lost: list[tuple[int, int]] = field(default_factory=list)
 
 
@@ -303,6 +304,8 @@ class Subscriber(Endpoint, Generic[M]):
             return
         if from_replay:
             self.stats.recovered += 1
+            if stream.replay_deadline is not None:  # progress: the replay is still flowing
+                stream.replay_deadline = time.monotonic() + self._replay_timeout
         if number == stream.last + 1:
             self._deliver(stream, got, number)
             return
@@ -338,21 +341,38 @@ class Subscriber(Endpoint, Generic[M]):
             self._request(publisher_id, key, stream, last_published)
 
     def _request(self, publisher_id: int, key: str, stream: _Stream, upto: int) -> None:
+        """Ask the publisher to replay everything missing up to `upto`; one request per
+        stream is outstanding at a time, later gaps are folded into the next one."""
         first = max(stream.last, stream.requested_upto) + 1
         if upto < first:
             return
-        stream.requested_upto = upto
-        stream.replay_deadline = time.monotonic() + self._replay_timeout
         self.stats.gaps += 1
         self.stats.missed += upto - first + 1
-        self.stats.replay_requests += 1
         self._event("gap_detected", publisher_id, key, first, upto)
+        if stream.replay_deadline is not None:
+            stream.wanted_upto = max(stream.wanted_upto, upto)
+            return
+        self._send_replay_request(publisher_id, key, stream, first, upto)
+
+    def _send_replay_request(self, publisher_id: int, key: str, stream: _Stream, first: int,
+                             upto: int) -> None:  # fmt: skip
+        stream.requested_upto = upto
+        stream.replay_deadline = time.monotonic() + self._replay_timeout
+        self.stats.replay_requests += 1
         request = registry.REPLAY_REQUEST_TYPE.cls(
             channel=self.channel.name, publisher_id=publisher_id, key=key, from_seq=first,
             to_seq=upto,
         )  # fmt: skip
         self._ctl.send(wire.encode_message(self.channel.name, request, publisher_id=1, seq=0,
                                            send_ts_ns=now_ns()))  # fmt: skip
+
+    def _next_request(self, publisher_id: int, key: str, stream: _Stream) -> None:
+        """After a replay ends: ask for the gaps seen meanwhile, if any."""
+        stream.replay_deadline = None
+        first = max(stream.last, stream.requested_upto) + 1
+        if stream.wanted_upto >= first:
+            self._send_replay_request(publisher_id, key, stream, first, stream.wanted_upto)
+        stream.wanted_upto = 0
 
     def _replay_done(self, end: Any) -> None:
         key = end.key if self.keys is not None else ""
@@ -364,13 +384,19 @@ class Subscriber(Endpoint, Generic[M]):
                         f"{end.replayed} messages replayed")  # fmt: skip
         why = "publisher restarted" if end.unknown_publisher else "no longer in the replay ring"
         self._give_up(end.publisher_id, key, stream, end.from_seq, end.to_seq, why)
+        self._next_request(end.publisher_id, key, stream)
 
     def _give_up(self, pid: int, key: str, stream: _Stream, first: int, last: int,
                  why: str) -> None:  # fmt: skip
         """Account every still-missing seq of first..last as lost, then deliver what follows."""
         start = None
+        already = stream.lost
         for number in range(max(first, stream.last + 1), last + 2):
-            missing = number <= last and number not in stream.held
+            missing = (
+                number <= last
+                and number not in stream.held
+                and not any(a <= number <= b for a, b in already)
+            )
             if missing and start is None:
                 start = number
             elif not missing and start is not None:
@@ -378,8 +404,6 @@ class Subscriber(Endpoint, Generic[M]):
                 self.stats.unrecoverable += number - start
                 self._event("unrecoverable_gap", pid, key, start, number - 1, why)
                 start = None
-        if stream.requested_upto <= last:
-            stream.replay_deadline = None
         self._flush(stream)
 
     def _deliver(self, stream: _Stream, got: Received[M], number: int) -> None:
@@ -389,6 +413,8 @@ class Subscriber(Endpoint, Generic[M]):
         self._flush(stream)
 
     def _flush(self, stream: _Stream) -> None:
+        if not stream.held and not stream.lost:
+            return
         while True:
             nxt = stream.held.pop(stream.last + 1, None)
             if nxt is not None:
@@ -438,7 +464,7 @@ class Subscriber(Endpoint, Generic[M]):
             if stream.replay_deadline is not None and now > stream.replay_deadline:
                 self._give_up(pid, key, stream, stream.last + 1, stream.requested_upto,
                               "replay timed out")  # fmt: skip
-                stream.replay_deadline = None
+                self._next_request(pid, key, stream)
 
     def _mark_alive(self) -> None:
         self._last_rx = time.monotonic()

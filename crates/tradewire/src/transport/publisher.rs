@@ -1,0 +1,675 @@
+//! Publisher: XPUB data socket + ROUTER control socket (WIRE.md §7).
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::catalog::{Channel, Keyed, Pattern, SchemaMessage};
+use crate::v1;
+use crate::wire::{self, FLAG_REPLAY, FLAG_SNAPSHOT};
+
+use super::{
+    common_options, control_endpoint, millis_i32, now_ns, now_us, random_nonzero_u64,
+    resolve_channel, set_flag, Result, TransportError, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HWM,
+    DEFAULT_LINGER, DEFAULT_RING_SIZE, SYNC_PREFIX,
+};
+
+/// How the control thread waits for requests; XPUB subscription events (the handshake)
+/// are read at least this often.
+const CONTROL_POLL: Duration = Duration::from_millis(2);
+/// A replay or snapshot send to a stuck peer gives up after this long.
+const CONTROL_SNDTIMEO: Duration = Duration::from_secs(2);
+
+/// Publisher configuration. `Default` gives the WIRE.md defaults.
+#[derive(Debug, Clone)]
+pub struct PublisherOptions {
+    /// Control ROUTER endpoint; derived from the data endpoint when `None`.
+    pub control_endpoint: Option<String>,
+    /// Channel to publish on; the pub/sub channel carrying `M` when `None`.
+    pub channel: Option<Channel>,
+    /// Frames kept for replay (at least 1).
+    pub ring_size: usize,
+    /// Idle time after which a heartbeat is published.
+    pub heartbeat_interval: Duration,
+    /// XPUB send high-water mark per subscriber, in messages (0 = unlimited).
+    pub sndhwm: i32,
+    /// Socket linger on close.
+    pub linger: Duration,
+    /// ZMQ context to use; a new one (owned by this publisher) when `None`.
+    pub context: Option<super::Context>,
+}
+
+impl Default for PublisherOptions {
+    fn default() -> Self {
+        PublisherOptions {
+            control_endpoint: None,
+            channel: None,
+            ring_size: DEFAULT_RING_SIZE,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            sndhwm: DEFAULT_HWM,
+            linger: DEFAULT_LINGER,
+            context: None,
+        }
+    }
+}
+
+/// Publisher counters. The XPUB drops per subscriber at its high-water mark without
+/// telling the publisher; such loss is counted by the subscriber (gaps) and recovered
+/// from the replay ring.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublisherStats {
+    /// Data messages published.
+    pub sent: u64,
+    /// Idle heartbeats published.
+    pub heartbeats: u64,
+    /// Sync-topic subscriptions answered (subscription handshakes).
+    pub handshakes: u64,
+    /// Subscription events seen on the XPUB (sync topics excluded).
+    pub subscriptions: u64,
+    /// Replay requests answered.
+    pub replay_requests: u64,
+    /// Frames resent by replay.
+    pub replayed: u64,
+    /// Sequence numbers requested but no longer held (reported in ReplayEnd).
+    pub unrecoverable: u64,
+    /// Snapshot requests answered.
+    pub snapshots_served: u64,
+    /// Control requests rejected (malformed, unexpected type, bad framing).
+    pub control_rejected: u64,
+    /// Control replies that could not be sent (peer gone or stuck).
+    pub control_send_failed: u64,
+}
+
+/// One frame of the replay ring.
+#[derive(Default)]
+struct Slot {
+    seq: u64,
+    key_id: u32,
+    key_seq: u64,
+    frame: Vec<u8>,
+}
+
+/// The last `cap` frames, by seq: slot `(seq - 1) % cap`.
+struct Ring {
+    cap: usize,
+    slots: Vec<Slot>,
+}
+
+impl Ring {
+    fn new(cap: usize) -> Self {
+        Ring {
+            cap: cap.max(1),
+            slots: Vec::new(),
+        }
+    }
+
+    fn index(&self, seq: u64) -> usize {
+        // seq >= 1; the remainder is < cap, a usize.
+        usize::try_from((seq - 1) % self.cap as u64).unwrap_or(0)
+    }
+
+    /// The (cleared) slot for `seq`, created on first use.
+    fn slot_for(&mut self, seq: u64) -> &mut Slot {
+        let i = self.index(seq);
+        if i == self.slots.len() {
+            self.slots.push(Slot::default());
+        }
+        let slot = &mut self.slots[i];
+        slot.frame.clear();
+        slot.seq = 0;
+        slot
+    }
+
+    /// Oldest seq held when the last published seq is `last` (0: nothing held).
+    fn oldest(&self, last: u64) -> u64 {
+        if last == 0 {
+            0
+        } else {
+            last.saturating_sub(self.cap as u64 - 1).max(1)
+        }
+    }
+
+    fn get(&self, seq: u64) -> Option<&Slot> {
+        self.slots.get(self.index(seq)).filter(|s| s.seq == seq)
+    }
+}
+
+/// Everything the user thread and the control thread share, behind one mutex.
+struct Shared {
+    xpub: zmq::Socket,
+    seq: u64,
+    key_ids: HashMap<String, u32>,
+    keys: Vec<String>,
+    key_seqs: Vec<u64>,
+    ring: Ring,
+    /// Latest frame per key id, for last-value channels.
+    last_value: Option<Vec<Vec<u8>>>,
+    stats: PublisherStats,
+}
+
+struct Inner {
+    channel: Channel,
+    publisher_id: u64,
+    shared: Mutex<Shared>,
+    handshake: Condvar,
+    stop: AtomicBool,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // A panic while holding the lock leaves consistent-enough counters; keep going.
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Publishes messages of type `M` on one channel with sequence numbers, and serves
+/// replay, snapshots and the subscription handshake from a background thread.
+///
+/// `publish` takes `&self`: the publisher may be shared between threads. Dropping it
+/// stops the control thread and closes the sockets (bounded by the linger).
+pub struct Publisher<M> {
+    inner: Arc<Inner>,
+    endpoint: String,
+    control_endpoint: String,
+    thread: Option<JoinHandle<()>>,
+    _context: zmq::Context,
+    _message: PhantomData<fn(&M)>,
+}
+
+impl<M: SchemaMessage + Keyed> Publisher<M> {
+    /// Binds with default options.
+    pub fn bind(endpoint: &str) -> Result<Self> {
+        Self::bind_with(endpoint, PublisherOptions::default())
+    }
+
+    /// Binds the data XPUB at `endpoint` and the control ROUTER, and starts the control
+    /// thread.
+    pub fn bind_with(endpoint: &str, options: PublisherOptions) -> Result<Self> {
+        let channel = resolve_channel::<M>(options.channel, Pattern::PubSub)?;
+        let control = match &options.control_endpoint {
+            Some(c) => c.clone(),
+            None => control_endpoint(endpoint)?,
+        };
+        let context = options.context.clone().unwrap_or_default().0;
+        let xpub = context.socket(zmq::XPUB)?;
+        common_options(&xpub, endpoint, options.linger)?;
+        xpub.set_sndhwm(options.sndhwm)?;
+        xpub.bind(endpoint)?;
+        let router = context.socket(zmq::ROUTER)?;
+        common_options(&router, &control, options.linger)?;
+        router.set_router_mandatory(true)?;
+        router.set_sndhwm(0)?;
+        router.set_sndtimeo(millis_i32(CONTROL_SNDTIMEO))?;
+        router.bind(&control)?;
+
+        let inner = Arc::new(Inner {
+            channel,
+            publisher_id: random_nonzero_u64(),
+            shared: Mutex::new(Shared {
+                xpub,
+                seq: 0,
+                key_ids: HashMap::new(),
+                keys: Vec::new(),
+                key_seqs: Vec::new(),
+                ring: Ring::new(options.ring_size),
+                last_value: channel.last_value.then(Vec::new),
+                stats: PublisherStats::default(),
+            }),
+            handshake: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let thread_inner = Arc::clone(&inner);
+        let interval = options.heartbeat_interval;
+        let thread = std::thread::Builder::new()
+            .name(format!("tw-pub-{}", channel.name))
+            .spawn(move || control_loop(&thread_inner, &router, interval))
+            .map_err(|e| TransportError::Config(format!("cannot start control thread: {e}")))?;
+        Ok(Publisher {
+            inner,
+            endpoint: endpoint.to_owned(),
+            control_endpoint: control,
+            thread: Some(thread),
+            _context: context,
+            _message: PhantomData,
+        })
+    }
+
+    /// Publishes one message; returns its channel sequence number.
+    pub fn publish(&self, msg: &M) -> Result<u64> {
+        let channel = self.inner.channel;
+        let key = if channel.key_field.is_empty() {
+            ""
+        } else {
+            msg.key()
+        };
+        let mut guard = self.inner.lock();
+        let s = &mut *guard;
+        let key_id = match s.key_ids.get(key) {
+            Some(&id) => id,
+            None => {
+                wire::validate_key(key)?;
+                let id = u32::try_from(s.keys.len())
+                    .map_err(|_| TransportError::Config("too many keys".into()))?;
+                s.key_ids.insert(key.to_owned(), id);
+                s.keys.push(key.to_owned());
+                s.key_seqs.push(0);
+                if let Some(lv) = &mut s.last_value {
+                    lv.push(Vec::new());
+                }
+                id
+            }
+        };
+        let idx = key_id as usize;
+        let seq = s.seq + 1;
+        let key_seq = if key.is_empty() {
+            seq
+        } else {
+            s.key_seqs[idx] + 1
+        };
+        let slot = s.ring.slot_for(seq);
+        wire::encode_message(
+            channel.name,
+            key,
+            msg,
+            self.inner.publisher_id,
+            seq,
+            key_seq,
+            now_ns(),
+            0,
+            &mut slot.frame,
+        )?;
+        s.xpub.send(&slot.frame[..], 0)?;
+        slot.seq = seq;
+        slot.key_id = key_id;
+        slot.key_seq = key_seq;
+        s.seq = seq;
+        s.key_seqs[idx] = key_seq;
+        if let Some(lv) = &mut s.last_value {
+            let frame = &s.ring.slots[s.ring.index(seq)].frame;
+            let latest = &mut lv[idx];
+            latest.clear();
+            latest.extend_from_slice(frame);
+        }
+        s.stats.sent += 1;
+        Ok(seq)
+    }
+
+    /// Waits until at least one subscriber has completed the subscription handshake
+    /// (§7.1), or `timeout` passes. Returns whether one did.
+    pub fn wait_for_subscriber(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.inner.lock();
+        while guard.stats.handshakes == 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            guard = match self.inner.handshake.wait_timeout(guard, deadline - now) {
+                Ok((g, _)) => g,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        true
+    }
+}
+
+impl<M> Publisher<M> {
+    /// This publisher's random non-zero id (new at every start).
+    pub fn publisher_id(&self) -> u64 {
+        self.inner.publisher_id
+    }
+
+    /// The channel published on.
+    pub fn channel(&self) -> Channel {
+        self.inner.channel
+    }
+
+    /// The data endpoint as given.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The control endpoint in use.
+    pub fn control_endpoint(&self) -> &str {
+        &self.control_endpoint
+    }
+
+    /// Sequence number of the last published message (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.inner.lock().seq
+    }
+
+    /// A copy of the counters.
+    pub fn stats(&self) -> PublisherStats {
+        self.inner.lock().stats.clone()
+    }
+
+    /// Stops the control thread and closes the sockets (also done on drop).
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.inner.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl<M> Drop for Publisher<M> {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl<M> std::fmt::Debug for Publisher<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("channel", &self.inner.channel.name)
+            .field(
+                "publisher_id",
+                &format_args!("{:016x}", self.inner.publisher_id),
+            )
+            .field("endpoint", &self.endpoint)
+            .field("control_endpoint", &self.control_endpoint)
+            .finish()
+    }
+}
+
+// ---- control thread -------------------------------------------------------------------
+
+fn control_loop(inner: &Inner, router: &zmq::Socket, heartbeat_interval: Duration) {
+    let mut last_seen_seq = 0u64;
+    let mut last_activity = Instant::now();
+    let poll_ms = super::millis_i64(CONTROL_POLL);
+    while !inner.stop.load(Ordering::Acquire) {
+        match router.poll(zmq::POLLIN, poll_ms) {
+            Ok(n) if n > 0 => {
+                // Drain what is queued, then look at subscriptions again.
+                for _ in 0..64 {
+                    match router.recv_multipart(zmq::DONTWAIT) {
+                        Ok(parts) => answer(inner, router, &parts),
+                        Err(_) => break,
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(zmq::Error::ETERM) => return,
+            Err(_) => {}
+        }
+        let mut s = inner.lock();
+        drain_subscriptions(inner, &mut s);
+        if s.seq != last_seen_seq {
+            last_seen_seq = s.seq;
+            last_activity = Instant::now();
+        } else if last_activity.elapsed() >= heartbeat_interval {
+            if let Ok(frame) = heartbeat_frame(inner, &s, "") {
+                if s.xpub.send(frame, 0).is_ok() {
+                    s.stats.heartbeats += 1;
+                }
+            }
+            last_activity = Instant::now();
+        }
+    }
+}
+
+/// Reads XPUB subscription events; answers sync-topic subscriptions with a Heartbeat on
+/// exactly that topic (§7.1).
+fn drain_subscriptions(inner: &Inner, s: &mut Shared) {
+    let mut woke = false;
+    while let Ok(event) = s.xpub.recv_bytes(zmq::DONTWAIT) {
+        let Some((&1, topic)) = event.split_first() else {
+            continue; // unsubscribe or not a subscription
+        };
+        let sync_key = topic
+            .strip_suffix(b"\0")
+            .and_then(|t| t.strip_prefix(inner.channel.name.as_bytes()))
+            .and_then(|t| t.strip_prefix(b"/"))
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .filter(|k| k.starts_with(SYNC_PREFIX));
+        match sync_key {
+            Some(key) => {
+                if let Ok(frame) = heartbeat_frame(inner, s, key) {
+                    if s.xpub.send(frame, 0).is_ok() {
+                        s.stats.handshakes += 1;
+                        woke = true;
+                    }
+                }
+            }
+            None => s.stats.subscriptions += 1,
+        }
+    }
+    if woke {
+        inner.handshake.notify_all();
+    }
+}
+
+fn heartbeat_frame(inner: &Inner, s: &Shared, key: &str) -> Result<Vec<u8>> {
+    let keyed = !inner.channel.key_field.is_empty();
+    let beat = v1::Heartbeat {
+        channel: inner.channel.name.to_owned(),
+        last_seq: s.seq,
+        timestamp_us: now_us(),
+        last_key_seq: if keyed {
+            s.keys
+                .iter()
+                .zip(&s.key_seqs)
+                .map(|(k, &v)| (k.clone(), v))
+                .collect()
+        } else {
+            Default::default()
+        },
+    };
+    control_frame(inner, key, &beat)
+}
+
+fn control_frame<T: SchemaMessage>(inner: &Inner, key: &str, msg: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    wire::encode_message(
+        inner.channel.name,
+        key,
+        msg,
+        inner.publisher_id,
+        0,
+        0,
+        now_ns(),
+        0,
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+fn reject(inner: &Inner) {
+    inner.lock().stats.control_rejected += 1;
+}
+
+fn answer(inner: &Inner, router: &zmq::Socket, parts: &[Vec<u8>]) {
+    let [identity, frame] = parts else {
+        reject(inner);
+        return;
+    };
+    let Ok(env) = wire::decode(frame) else {
+        reject(inner);
+        return;
+    };
+    let replies = if env.type_id == v1::ReplayRequest::TYPE.type_id {
+        match wire::decode_message::<v1::ReplayRequest>(&env) {
+            Ok(req) => replay(inner, &req),
+            Err(_) => return reject(inner),
+        }
+    } else if env.type_id == v1::SnapshotRequest::TYPE.type_id {
+        match wire::decode_message::<v1::SnapshotRequest>(&env) {
+            Ok(req) => snapshot(inner, &req),
+            Err(_) => return reject(inner),
+        }
+    } else {
+        return reject(inner);
+    };
+    let mut failed = 0;
+    for reply in replies {
+        let sent = router
+            .send(&identity[..], zmq::SNDMORE)
+            .and_then(|()| router.send(reply, 0));
+        if sent.is_err() {
+            failed += 1;
+            break;
+        }
+    }
+    if failed > 0 {
+        inner.lock().stats.control_send_failed += 1;
+    }
+}
+
+/// Frames of the requested range still held, FLAG_REPLAY set, then a ReplayEnd (§7.2).
+fn replay(inner: &Inner, req: &v1::ReplayRequest) -> Vec<Vec<u8>> {
+    let mut end = v1::ReplayEnd {
+        channel: req.channel.clone(),
+        publisher_id: req.publisher_id,
+        key: req.key.clone(),
+        from_seq: req.from_seq,
+        to_seq: req.to_seq,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let valid = req.from_seq >= 1 && req.from_seq <= req.to_seq;
+    {
+        let mut s = inner.lock();
+        s.stats.replay_requests += 1;
+        if req.publisher_id != inner.publisher_id || req.channel != inner.channel.name {
+            end.unknown_publisher = req.publisher_id != inner.publisher_id;
+            if valid {
+                end.unrecoverable_from = req.from_seq;
+                end.unrecoverable_to = req.to_seq;
+            }
+        } else if valid {
+            let oldest = s.ring.oldest(s.seq);
+            if req.key.is_empty() {
+                let first = req.from_seq.max(oldest.max(1));
+                let last = req.to_seq.min(s.seq);
+                if oldest > 0 {
+                    for seq in first..=last {
+                        if let Some(slot) = s.ring.get(seq) {
+                            out.push(slot.frame.clone());
+                        }
+                    }
+                }
+                let lost_to = if oldest == 0 {
+                    req.to_seq
+                } else {
+                    req.to_seq.min(oldest - 1)
+                };
+                if lost_to >= req.from_seq {
+                    end.unrecoverable_from = req.from_seq;
+                    end.unrecoverable_to = lost_to;
+                }
+            } else {
+                let mut oldest_key_seq = None;
+                if let Some(&key_id) = s.key_ids.get(&req.key) {
+                    if oldest > 0 {
+                        for seq in oldest..=s.seq {
+                            let Some(slot) = s.ring.get(seq) else {
+                                continue;
+                            };
+                            if slot.key_id != key_id {
+                                continue;
+                            }
+                            oldest_key_seq.get_or_insert(slot.key_seq);
+                            if (req.from_seq..=req.to_seq).contains(&slot.key_seq) {
+                                out.push(slot.frame.clone());
+                            }
+                        }
+                    }
+                }
+                let lost_to = match oldest_key_seq {
+                    Some(o) => req.to_seq.min(o - 1),
+                    None => req.to_seq,
+                };
+                if lost_to >= req.from_seq {
+                    end.unrecoverable_from = req.from_seq;
+                    end.unrecoverable_to = lost_to;
+                }
+            }
+            end.replayed = u32::try_from(out.len()).unwrap_or(u32::MAX);
+        }
+        s.stats.replayed += out.len() as u64;
+        if end.unrecoverable_to >= end.unrecoverable_from && end.unrecoverable_from > 0 {
+            s.stats.unrecoverable += end.unrecoverable_to - end.unrecoverable_from + 1;
+        }
+    }
+    for frame in &mut out {
+        set_flag(frame, FLAG_REPLAY);
+    }
+    if let Ok(frame) = control_frame(inner, "", &end) {
+        out.push(frame);
+    }
+    out
+}
+
+/// The latest frame per requested key (FLAG_SNAPSHOT), then a SnapshotEnd (§7.3).
+fn snapshot(inner: &Inner, req: &v1::SnapshotRequest) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let seq;
+    {
+        let mut s = inner.lock();
+        s.stats.snapshots_served += 1;
+        seq = s.seq;
+        if let Some(lv) = &s.last_value {
+            if req.keys.is_empty() {
+                let mut ids: Vec<usize> = (0..s.keys.len()).collect();
+                ids.sort_by(|&a, &b| s.keys[a].cmp(&s.keys[b]));
+                for id in ids {
+                    if !lv[id].is_empty() {
+                        out.push(lv[id].clone());
+                    }
+                }
+            } else {
+                for key in &req.keys {
+                    if let Some(&id) = s.key_ids.get(key) {
+                        if !lv[id as usize].is_empty() {
+                            out.push(lv[id as usize].clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for frame in &mut out {
+        set_flag(frame, FLAG_SNAPSHOT);
+    }
+    let end = v1::SnapshotEnd {
+        channel: inner.channel.name.to_owned(),
+        publisher_id: inner.publisher_id,
+        seq,
+        count: u32::try_from(out.len()).unwrap_or(u32::MAX),
+    };
+    if let Ok(frame) = control_frame(inner, "", &end) {
+        out.push(frame);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_indexing() {
+        let mut r = Ring::new(3);
+        assert_eq!(r.oldest(0), 0);
+        for seq in 1..=5u64 {
+            let slot = r.slot_for(seq);
+            slot.seq = seq;
+            slot.frame.push(seq as u8);
+        }
+        assert_eq!(r.oldest(5), 3);
+        assert!(r.get(2).is_none());
+        assert_eq!(r.get(3).map(|s| s.frame[0]), Some(3));
+        assert_eq!(r.get(5).map(|s| s.frame[0]), Some(5));
+        assert_eq!(r.slots.len(), 3);
+        assert_eq!(Ring::new(10).oldest(4), 1);
+    }
+}

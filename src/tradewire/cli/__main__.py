@@ -1,0 +1,5 @@
+import sys
+
+from tradewire.cli import main
+
+sys.exit(main())

@@ -1,0 +1,33 @@
+"""The ML path: synthetic labelled data from the Rust features, the seed's TradingModel
+(7 -> 64 -> 32 -> 3) trained in numpy, ONNX export, and a model registry shared with Rust.
+
+    python -m tradewire.ml train --registry models     # train, export, register as latest
+"""
+
+from tradewire.ml.data import CLASSES, LabelledData, labelled_dataset, synthetic_market
+from tradewire.ml.export import INPUT_NAME, OUTPUT_NAME, export_onnx, to_onnx
+from tradewire.ml.model import TradingModel
+from tradewire.ml.registry import (
+    FeatureMismatchError,
+    IntegrityError,
+    ModelEntry,
+    ModelRegistry,
+    RegistryError,
+)
+
+__all__ = [
+    "CLASSES",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
+    "FeatureMismatchError",
+    "IntegrityError",
+    "LabelledData",
+    "ModelEntry",
+    "ModelRegistry",
+    "RegistryError",
+    "TradingModel",
+    "export_onnx",
+    "labelled_dataset",
+    "synthetic_market",
+    "to_onnx",
+]

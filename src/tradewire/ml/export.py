@@ -1,0 +1,149 @@
+"""ONNX export of a TradingModel.
+
+Default path (no torch): the graph is built with `onnx.helper` from the trained numpy
+weights. With torch installed, :func:`export_torch_onnx` exports the same network through
+`torch.onnx.export` instead. Both produce input ``features`` float32 [batch, 7], output
+``signal_probabilities`` float32 [batch, 3] (softmax over buy/hold/sell), a dynamic batch
+dimension, and metadata ``tradewire.feature_names`` / ``tradewire.classes`` (JSON lists),
+which signal-bridge checks before inference.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from tradewire.ml.data import CLASSES
+from tradewire.ml.model import TradingModel
+
+INPUT_NAME: Final = "features"
+OUTPUT_NAME: Final = "signal_probabilities"
+OPSET: Final = 17
+IR_VERSION: Final = 8  # readable by onnxruntime >= 1.14
+META_FEATURES: Final = "tradewire.feature_names"
+META_CLASSES: Final = "tradewire.classes"
+
+
+def _metadata(model: TradingModel) -> dict[str, str]:
+    return {
+        META_FEATURES: json.dumps(list(model.feature_names)),
+        META_CLASSES: json.dumps(list(CLASSES)),
+    }
+
+
+def to_onnx(model: TradingModel) -> onnx.ModelProto:
+    """Normalize -> (Gemm -> Relu) x2 -> Gemm -> Softmax. Dropout is identity at inference."""
+    f32 = np.float32
+    inits = [
+        numpy_helper.from_array(model.mean.astype(f32), "input_mean"),
+        numpy_helper.from_array(model.scale.astype(f32), "input_scale"),
+    ]
+    nodes = [
+        helper.make_node("Sub", [INPUT_NAME, "input_mean"], ["centered"]),
+        helper.make_node("Div", ["centered", "input_scale"], ["h0"]),
+    ]
+    last = len(model.weights) - 1
+    for i, (w, b) in enumerate(zip(model.weights, model.biases, strict=True)):
+        inits.append(numpy_helper.from_array(w.astype(f32), f"w{i}"))
+        inits.append(numpy_helper.from_array(b.astype(f32), f"b{i}"))
+        out = f"z{i}" if i < last else "logits"
+        nodes.append(helper.make_node("Gemm", [f"h{i}", f"w{i}", f"b{i}"], [out]))
+        if i < last:
+            nodes.append(helper.make_node("Relu", [out], [f"h{i + 1}"]))
+    nodes.append(helper.make_node("Softmax", ["logits"], [OUTPUT_NAME], axis=-1))
+    n_in, n_out = model.weights[0].shape[0], model.weights[-1].shape[1]
+    graph = helper.make_graph(
+        nodes,
+        "tradewire_trading_model",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch_size", n_in])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["batch_size", n_out])],
+        initializer=inits,
+    )
+    proto = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="tradewire.ml",
+    )
+    helper.set_model_props(proto, _metadata(model))
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same directory + fsync + rename: readers see the old
+    file or the new one, never a partial one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def export_onnx(model: TradingModel, path: str | os.PathLike[str]) -> Path:
+    """Export with onnx.helper (no torch needed); atomic write."""
+    out = Path(path)
+    atomic_write_bytes(out, to_onnx(model).SerializeToString())
+    return out
+
+
+def export_torch_onnx(model: TradingModel, path: str | os.PathLike[str]) -> Path:
+    """Export the same network through torch.onnx (optional extra `torch`)."""
+    torch: Any = importlib.import_module("torch")  # optional extra, untyped here
+
+    class _Net(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            layers: list[Any] = []
+            for i, (w, b) in enumerate(zip(model.weights, model.biases, strict=True)):
+                lin = torch.nn.Linear(w.shape[0], w.shape[1])
+                lin.weight.data = torch.tensor(w.T, dtype=torch.float32)
+                lin.bias.data = torch.tensor(b, dtype=torch.float32)
+                layers.append(lin)
+                if i < len(model.weights) - 1:
+                    layers += [torch.nn.ReLU(), torch.nn.Dropout(0.2)]
+            self.network = torch.nn.Sequential(*layers)
+            self.register_buffer("mean", torch.tensor(model.mean, dtype=torch.float32))
+            self.register_buffer("scale", torch.tensor(model.scale, dtype=torch.float32))
+
+        def forward(self, x: Any) -> Any:
+            return torch.softmax(self.network((x - self.mean) / self.scale), dim=-1)
+
+    net = _Net().eval()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "model.onnx"
+        torch.onnx.export(
+            net,
+            (torch.zeros(1, model.weights[0].shape[0]),),
+            str(raw),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch_size"}, OUTPUT_NAME: {0: "batch_size"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        proto = onnx.load(str(raw))
+    helper.set_model_props(proto, _metadata(model))
+    atomic_write_bytes(out, proto.SerializeToString())
+    return out

@@ -1,0 +1,198 @@
+"""tradewire.ml: training, ONNX export, and Rust (signal-bridge) inference parity."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from tradewire import features as tf
+from tradewire.ml import (
+    CLASSES,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    ModelRegistry,
+    TradingModel,
+    export_onnx,
+    labelled_dataset,
+    to_onnx,
+)
+from tradewire.ml.export import META_FEATURES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trained() -> TradingModel:
+    data = labelled_dataset(n_series=3, length=4000, seed=1)
+    model = TradingModel.init(1)
+    model.fit(data.x, data.y, epochs=4, seed=1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def bridge() -> Path:
+    if shutil.which("cargo") is None:
+        pytest.fail("cargo is needed to build signal-bridge")
+    subprocess.run(
+        ["cargo", "build", "--release", "--locked", "-p", "signal-bridge"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return ROOT / "target" / "release" / "signal-bridge"
+
+
+def realistic_rows(rng: np.random.Generator, n: int) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """Random rows on the features' scales (rsi ~ 50 +- 20, macd ~ 1e-3, ...)."""
+    scale = np.array([20, 1e-3, 0.3, 0.01, 0.02, 1, 0.01])
+    centre = np.array([50, 0, 0.5, 0, 0, 1, 0])
+    return (rng.normal(size=(n, 7)) * scale + centre).astype(np.float32)
+
+
+def session(path: Path) -> Any:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_dataset_is_labelled_from_the_features() -> None:
+    d = labelled_dataset(n_series=2, length=1000, horizon=10, seed=3)
+    assert d.feature_names == tf.FEATURE_NAMES
+    assert d.x.dtype == np.float32 and d.x.shape == (2 * (1000 - 10 - 49), 7)
+    assert np.isfinite(d.x).all()
+    assert set(np.unique(d.y)) == {0, 1, 2}  # every class present
+
+
+def test_training_learns() -> None:
+    data = labelled_dataset(n_series=3, length=4000, seed=2)
+    split = int(0.8 * len(data.y))
+    model = TradingModel.init(0)
+    hist = model.fit(data.x[:split], data.y[:split], epochs=6, seed=0)
+    assert hist[-1] < hist[0] * 0.95
+    majority = np.bincount(data.y[split:]).max() / len(data.y[split:])
+    assert model.accuracy(data.x[split:], data.y[split:]) > majority + 0.02
+    with pytest.raises(ValueError, match="NaN"):
+        model.fit(np.full((4, 7), np.nan), np.zeros(4, dtype=np.int64))
+
+
+def test_onnx_graph_contract(trained: TradingModel, tmp_path: Path) -> None:
+    proto = to_onnx(trained)
+    (inp,) = proto.graph.input
+    (out,) = proto.graph.output
+    assert inp.name == INPUT_NAME and out.name == OUTPUT_NAME
+    dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+    assert dims == ["batch_size", 7]
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta[META_FEATURES]) == list(tf.FEATURE_NAMES)
+    assert json.loads(meta["tradewire.classes"]) == list(CLASSES)
+    path = export_onnx(trained, tmp_path / "m.onnx")
+    onnx.checker.check_model(str(path))
+
+
+@pytest.mark.parametrize("batch", [1, 5, 1000])
+def test_onnxruntime_matches_numpy_model(trained: TradingModel, tmp_path: Path, batch: int) -> None:
+    path = export_onnx(trained, tmp_path / "m.onnx")
+    x = realistic_rows(np.random.default_rng(batch), batch)
+    (got,) = session(path).run([OUTPUT_NAME], {INPUT_NAME: x})
+    assert got.shape == (batch, 3)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(got, trained.predict_proba(x), atol=1e-5)
+
+
+def test_torch_export_matches_helper_export(trained: TradingModel, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from tradewire.ml.export import export_torch_onnx
+
+    a = export_onnx(trained, tmp_path / "a.onnx")
+    b = export_torch_onnx(trained, tmp_path / "b.onnx")
+    x = np.random.default_rng(0).normal(size=(64, 7)).astype(np.float32)
+    (ra,) = session(a).run([OUTPUT_NAME], {INPUT_NAME: x})
+    (rb,) = session(b).run([OUTPUT_NAME], {INPUT_NAME: x})
+    np.testing.assert_allclose(ra, rb, atol=1e-5)
+
+
+# ---- Rust inference (signal-bridge) ----
+
+
+def test_bridge_test_inference_matches_python(
+    bridge: Path, trained: TradingModel, tmp_path: Path
+) -> None:
+    reg = ModelRegistry(tmp_path / "models")
+    entry = reg.register(export_onnx(trained, tmp_path / "m.onnx"))
+    for args in (["--model", str(entry.path)], ["--registry", str(reg.root)]):
+        res = subprocess.run(
+            [str(bridge), *args, "--test-inference"], capture_output=True, text=True, check=False
+        )
+        assert res.returncode == 0, res.stderr
+        doc = json.loads(res.stdout)
+        assert doc["feature_names"] == list(tf.FEATURE_NAMES)
+        x = np.array(doc["input"], dtype=np.float32)
+        assert x.shape == (4, 7) and np.isfinite(x).all()
+        (want,) = session(entry.path).run([OUTPUT_NAME], {INPUT_NAME: x})
+        np.testing.assert_allclose(np.array(doc["output"]), want, rtol=1e-5, atol=1e-6)
+        assert len(doc["signals"]) == 4
+
+
+def test_bridge_parity_on_10k_random_rows(
+    bridge: Path, trained: TradingModel, tmp_path: Path
+) -> None:
+    path = export_onnx(trained, tmp_path / "m.onnx")
+    rng = np.random.default_rng(7)
+    x = realistic_rows(rng, 10_000)
+    np.save(tmp_path / "x.npy", x)
+    res = subprocess.run(
+        [str(bridge), "--model", str(path), "--test-inference-file", str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    got = np.array(doc["output"])
+    (want,) = session(path).run([OUTPUT_NAME], {INPUT_NAME: x})
+    assert got.shape == (10_000, 3) and doc["rows"] == 10_000
+    assert np.abs(got - want).max() <= 1e-5
+
+
+def test_bridge_refuses_wrong_features_and_tampered_models(
+    bridge: Path, trained: TradingModel, tmp_path: Path
+) -> None:
+    # Model whose embedded feature order differs from the Rust crate's.
+    swapped = TradingModel(
+        weights=trained.weights,
+        biases=trained.biases,
+        mean=trained.mean,
+        scale=trained.scale,
+        feature_names=tuple(reversed(tf.FEATURE_NAMES)),
+    )
+    bad = export_onnx(swapped, tmp_path / "swapped.onnx")
+    res = subprocess.run(
+        [str(bridge), "--model", str(bad), "--test-inference"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 1 and "trained on features" in res.stderr
+
+    reg = ModelRegistry(tmp_path / "models")
+    entry = reg.register(export_onnx(trained, tmp_path / "m.onnx"))
+    with entry.path.open("ab") as f:
+        f.write(b"\0")
+    res = subprocess.run(
+        [str(bridge), "--registry", str(reg.root), "--test-inference"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 1 and "sha256" in res.stderr
+
+    res = subprocess.run(
+        [str(bridge), "--model", str(bad)], capture_output=True, text=True, check=False
+    )
+    assert res.returncode == 2
