@@ -25,7 +25,7 @@ rust-bins:
 
 ## demo: Python -> Rust -> Python round trip of every message type, with bytes
 demo: venv rust-bins
-	$(VENV)/bin/tradewire demo
+	$(VENV)/bin/tradewire demo --roundtrip
 
 ## codegen: regenerate Python and Rust code from schema/
 codegen: venv

@@ -19,8 +19,11 @@ PEER = Path(__file__).resolve().parent / "peers" / "py_engine.py"
 @pytest.mark.slow
 def test_kill_switch_is_acknowledged_under_market_data_load(tmp_path: Path) -> None:
     md, cmd = f"ipc://{tmp_path}/md", f"ipc://{tmp_path}/cmd"
-    engine = subprocess.Popen([sys.executable, str(PEER), "--md", md, "--commands", cmd,
-                               "--rate", "100000"], stdout=subprocess.PIPE, text=True)  # fmt: skip
+    engine = subprocess.Popen(
+        [sys.executable, str(PEER), "--md", md, "--commands", cmd, "--rate", "100000"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert engine.stdout is not None and engine.stdout.readline().strip() == "ready"
         with MarketDataSubscriber(md, rcvhwm=1_000_000) as sub, CommandsClient(cmd) as client:
@@ -31,8 +34,10 @@ def test_kill_switch_is_acknowledged_under_market_data_load(tmp_path: Path) -> N
             while time.monotonic() - started < 1.0:  # let the flow settle, keep draining
                 received += sub.recv(timeout=1) is not None
             sent = time.perf_counter()
-            ack = client.send(StrategyCommand(type=StrategyCommand.KILL_SWITCH,
-                                              command_id="kill-under-load"), timeout=5)  # fmt: skip
+            ack = client.send(
+                StrategyCommand(type=StrategyCommand.KILL_SWITCH, command_id="kill-under-load"),
+                timeout=5,
+            )
             ack_ms = (time.perf_counter() - sent) * 1000
         line = engine.stdout.readline().split()
     finally:
@@ -41,7 +46,10 @@ def test_kill_switch_is_acknowledged_under_market_data_load(tmp_path: Path) -> N
         if engine.stdout is not None:
             engine.stdout.close()
     assert (ack.command_id, ack.outcome, ack.duplicate) == (
-        "kill-under-load", CommandAck.APPLIED, False)  # fmt: skip
+        "kill-under-load",
+        CommandAck.APPLIED,
+        False,
+    )
     assert line[:2] == ["kill", "kill-under-load"]
     assert int(line[2]) > 20_000, "market data must have been flowing when the kill arrived"
     print(f"kill-switch ack {ack_ms:.2f} ms while the engine published {int(line[3]):,} msg/s")

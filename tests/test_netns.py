@@ -42,8 +42,10 @@ def two_hosts() -> Iterator[tuple[str, str, str]]:
         _ip("link", "add", f"twa{tag}", "type", "veth", "peer", "name", f"twb{tag}")
         _ip("link", "set", f"twa{tag}", "netns", pub_ns)
         _ip("link", "set", f"twb{tag}", "netns", sub_ns)
-        for ns, dev, addr in ((pub_ns, f"twa{tag}", "10.203.0.1/30"),
-                              (sub_ns, f"twb{tag}", "10.203.0.2/30")):  # fmt: skip
+        for ns, dev, addr in (
+            (pub_ns, f"twa{tag}", "10.203.0.1/30"),
+            (sub_ns, f"twb{tag}", "10.203.0.2/30"),
+        ):
             _ip("-n", ns, "addr", "add", addr, "dev", dev)
             _ip("-n", ns, "link", "set", dev, "up")
             _ip("-n", ns, "link", "set", "lo", "up")
@@ -60,10 +62,23 @@ def test_link_down_for_5s_is_detected_and_replayed(two_hosts: tuple[str, str, st
     endpoint = f"tcp://{address}:7311"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     publisher = subprocess.Popen(
-        ["ip", "netns", "exec", pub_ns, sys.executable, str(PEER), "--endpoint", endpoint,
-         "--heartbeat", "0.2"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [
+            "ip",
+            "netns",
+            "exec",
+            pub_ns,
+            sys.executable,
+            str(PEER),
+            "--endpoint",
+            endpoint,
+            "--heartbeat",
+            "0.2",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     lines: list[tuple[float, dict[str, object]]] = []
     monitor = None
     try:
@@ -71,10 +86,27 @@ def test_link_down_for_5s_is_detected_and_replayed(two_hosts: tuple[str, str, st
         assert publisher.stdout.readline().startswith("ready")
         total = 10_000
         monitor = subprocess.Popen(
-            ["ip", "netns", "exec", sub_ns, str(TRADEWIRE), "monitor", "--endpoint", endpoint,
-             "--count", str(total), "--json", "--peer-timeout", "2", "--timeout", "30"],
-            stdout=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
+            [
+                "ip",
+                "netns",
+                "exec",
+                sub_ns,
+                str(TRADEWIRE),
+                "monitor",
+                "--endpoint",
+                endpoint,
+                "--count",
+                str(total),
+                "--json",
+                "--peer-timeout",
+                "2",
+                "--timeout",
+                "30",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         assert monitor.stdout is not None
         first = monitor.stdout  # read in a thread, stamping each line on arrival
 

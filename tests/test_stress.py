@@ -22,8 +22,10 @@ class PublisherProcess:
     def __init__(self, endpoint: str, ring: int) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, str(PEER), "--endpoint", endpoint, "--ring", str(ring)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.publisher_id = int(self._line("ready"))
 
     def _line(self, word: str) -> str:
@@ -51,8 +53,13 @@ class PublisherProcess:
                 stream.close()
 
 
-def consume_until(sub: MarketDataSubscriber, publisher_id: int, last: int,
-                  seen: dict[int, list[int]], throttle_every: int) -> None:  # fmt: skip
+def consume_until(
+    sub: MarketDataSubscriber,
+    publisher_id: int,
+    last: int,
+    seen: dict[int, list[int]],
+    throttle_every: int,
+) -> None:
     """Receive (sleeping 1 ms every `throttle_every` messages, so the publisher outruns us and
     ZMQ drops at the high-water mark) until seq `last` of `publisher_id` is received or lost."""
     deadline = time.monotonic() + 300
@@ -65,8 +72,10 @@ def consume_until(sub: MarketDataSubscriber, publisher_id: int, last: int,
                 time.sleep(0.001)
             if env.publisher_id == publisher_id and env.seq == last:
                 return
-        if any(e.kind == "unrecoverable_gap" and e.publisher_id == publisher_id and e.last >= last
-               for e in sub.events):  # fmt: skip
+        if any(
+            e.kind == "unrecoverable_gap" and e.publisher_id == publisher_id and e.last >= last
+            for e in sub.events
+        ):
             return
     raise AssertionError(f"never reached seq {last} of {publisher_id:x}: {sub.stats.as_dict()}")
 

@@ -76,8 +76,10 @@ def test_sequence_numbers_and_publisher_identity(endpoint: str) -> None:
 
 
 def test_drops_at_a_slow_subscriber_are_replayed_exactly_once_in_order(endpoint: str) -> None:
-    with MarketDataPublisher(endpoint, heartbeat_interval=0.1, sndhwm=50) as pub, \
-            MarketDataSubscriber(endpoint, rcvhwm=50) as sub:  # fmt: skip
+    with (
+        MarketDataPublisher(endpoint, heartbeat_interval=0.1, sndhwm=50) as pub,
+        MarketDataSubscriber(endpoint, rcvhwm=50) as sub,
+    ):
         for i in range(20_000):
             pub.publish(MarketData(symbol=("A", "B", "C")[i % 3], price=i))
         got = drain(sub, 20_000)
@@ -89,8 +91,10 @@ def test_drops_at_a_slow_subscriber_are_replayed_exactly_once_in_order(endpoint:
 
 
 def test_filtered_subscriber_recovers_its_own_key_gaps(endpoint: str) -> None:
-    with MarketDataPublisher(endpoint, heartbeat_interval=0.1, sndhwm=20) as pub, \
-            MarketDataSubscriber(endpoint, keys=["B"], rcvhwm=20) as sub:  # fmt: skip
+    with (
+        MarketDataPublisher(endpoint, heartbeat_interval=0.1, sndhwm=20) as pub,
+        MarketDataSubscriber(endpoint, keys=["B"], rcvhwm=20) as sub,
+    ):
         for i in range(9_000):
             pub.publish(MarketData(symbol=("A", "B", "C")[i % 3], price=i))
         got: list[Received[MarketData]] = []
@@ -103,8 +107,10 @@ def test_filtered_subscriber_recovers_its_own_key_gaps(endpoint: str) -> None:
 
 
 def test_small_ring_reports_exactly_the_missing_ranges(endpoint: str) -> None:
-    with MarketDataPublisher(endpoint, ring_size=30, heartbeat_interval=0.1, sndhwm=10) as pub, \
-            MarketDataSubscriber(endpoint, rcvhwm=10) as sub:  # fmt: skip
+    with (
+        MarketDataPublisher(endpoint, ring_size=30, heartbeat_interval=0.1, sndhwm=10) as pub,
+        MarketDataSubscriber(endpoint, rcvhwm=10) as sub,
+    ):
         for i in range(5_000):
             pub.publish(MarketData(symbol="A", price=i))
         got = drain(sub, 5_000)
@@ -146,7 +152,10 @@ def test_late_joiner_starts_from_a_snapshot(endpoint: str) -> None:
             pub.publish(MarketData(symbol="AAPL", price=4))
             got = [sub.recv(timeout=2) for _ in range(3)]
     assert [(g.message.symbol, g.message.price) for g in got if g] == [
-        ("AAPL", 3), ("MSFT", 7), ("AAPL", 4)]  # fmt: skip
+        ("AAPL", 3),
+        ("MSFT", 7),
+        ("AAPL", 4),
+    ]
     assert [bool(g.envelope.flags & wire.FLAG_SNAPSHOT) for g in got if g] == [True, True, False]
 
 
@@ -241,7 +250,10 @@ def test_command_is_acknowledged_and_applied_once(endpoint: str) -> None:
     assert applied == ["k-1"]
     assert (first.command_id, first.outcome, first.duplicate) == ("k-1", CommandAck.APPLIED, False)
     assert (again.outcome, again.duplicate, again.engine_timestamp_us) == (
-        CommandAck.APPLIED, True, 42)  # fmt: skip
+        CommandAck.APPLIED,
+        True,
+        42,
+    )
 
 
 def test_command_sent_before_the_server_exists_is_applied_once_it_appears(endpoint: str) -> None:
@@ -279,8 +291,9 @@ def test_command_sent_before_the_server_exists_is_applied_once_it_appears(endpoi
 
 def test_command_times_out_with_a_clear_error(endpoint: str) -> None:
     with CommandsClient(endpoint) as client, pytest.raises(CommandTimeout, match="no ack"):
-        client.send(StrategyCommand(type=StrategyCommand.PAUSE_TRADING), timeout=0.3,
-                    retry_interval=0.1)  # fmt: skip
+        client.send(
+            StrategyCommand(type=StrategyCommand.PAUSE_TRADING), timeout=0.3, retry_interval=0.1
+        )
 
 
 def test_generic_classes_refuse_a_channel_of_the_wrong_pattern(endpoint: str) -> None:
@@ -354,13 +367,15 @@ def test_curve_command_server_rejects_unknown_keys_and_logs_it(
         thread = _serve(server, stop)
         with CommandsClient(endpoint, curve=CurveClient(friend, server_keys.public)) as ok:
             ack = ok.send(StrategyCommand(type=StrategyCommand.KILL_SWITCH, command_id="f"))
-        with CommandsClient(endpoint, curve=CurveClient(stranger, server_keys.public)) as bad, \
-                pytest.raises(CommandTimeout):  # fmt: skip
-            bad.send(StrategyCommand(type=StrategyCommand.KILL_SWITCH, command_id="s"),
-                     timeout=1.0)  # fmt: skip
+        with (
+            CommandsClient(endpoint, curve=CurveClient(stranger, server_keys.public)) as bad,
+            pytest.raises(CommandTimeout),
+        ):
+            bad.send(StrategyCommand(type=StrategyCommand.KILL_SWITCH, command_id="s"), timeout=1.0)
         with CommandsClient(endpoint) as plain, pytest.raises(CommandTimeout):
-            plain.send(StrategyCommand(type=StrategyCommand.KILL_SWITCH, command_id="p"),
-                       timeout=1.0)  # fmt: skip
+            plain.send(
+                StrategyCommand(type=StrategyCommand.KILL_SWITCH, command_id="p"), timeout=1.0
+            )
         stop.set()
         thread.join(5)
     assert ack.outcome == CommandAck.APPLIED

@@ -53,9 +53,13 @@ def run(args: argparse.Namespace) -> int:
     seen = 0
     try:
         sub = Subscriber[Any](
-            args.endpoint, channel=channel, keys=args.symbols, on_event=show,
-            subscribe_timeout=args.timeout or None, peer_timeout=args.peer_timeout,
-        )  # fmt: skip
+            args.endpoint,
+            channel=channel,
+            keys=args.symbols,
+            on_event=show,
+            subscribe_timeout=args.timeout or None,
+            peer_timeout=args.peer_timeout,
+        )
     except SubscribeTimeout as exc:
         print(str(exc), file=sys.stderr)
         return 1

@@ -168,9 +168,16 @@ def encode_frame(
     if not 0 <= flags <= 0xFF:
         raise ValueError(f"flags={flags} is not a u8")
     return pack_frame(
-        topic(channel, key), type_id, fingerprint, publisher_id, seq, key_seq, send_ts_ns,
-        payload, flags,
-    )  # fmt: skip
+        topic(channel, key),
+        type_id,
+        fingerprint,
+        publisher_id,
+        seq,
+        key_seq,
+        send_ts_ns,
+        payload,
+        flags,
+    )
 
 
 def pack_frame(
@@ -187,9 +194,18 @@ def pack_frame(
     """The hot-path encoder: like encode_frame, but the topic comes from `topic()` and the
     numbers are trusted (struct still refuses values that do not fit)."""
     header = _HEADER.pack(
-        MAGIC, VERSION, flags, type_id, 0, fingerprint, publisher_id, seq, key_seq, send_ts_ns,
+        MAGIC,
+        VERSION,
+        flags,
+        type_id,
+        0,
+        fingerprint,
+        publisher_id,
+        seq,
+        key_seq,
+        send_ts_ns,
         len(payload),
-    )  # fmt: skip
+    )
     return topic_bytes + header + payload
 
 
@@ -219,8 +235,19 @@ def decode_frame(frame: bytes | memoryview, max_payload: int = DEFAULT_MAX_PAYLO
         raise Truncated(
             f"header needs {HEADER_SIZE} bytes after the topic, frame has {len(data) - start}"
         )
-    (magic, version, flags, type_id, _reserved, fingerprint, publisher_id, seq, key_seq,
-     send_ts_ns, payload_len) = _HEADER.unpack_from(data, start)  # fmt: skip
+    (
+        magic,
+        version,
+        flags,
+        type_id,
+        _reserved,
+        fingerprint,
+        publisher_id,
+        seq,
+        key_seq,
+        send_ts_ns,
+        payload_len,
+    ) = _HEADER.unpack_from(data, start)
     if magic != MAGIC:
         raise BadMagic(f"magic is {magic!r}, expected {MAGIC!r}")
     if version != VERSION:
@@ -236,9 +263,17 @@ def decode_frame(frame: bytes | memoryview, max_payload: int = DEFAULT_MAX_PAYLO
             f"{available - payload_len} bytes follow the {payload_len}-byte payload"
         )
     return Envelope(
-        channel, key, type_id, fingerprint, publisher_id, seq, key_seq, send_ts_ns,
-        data[body:], flags,
-    )  # fmt: skip
+        channel,
+        key,
+        type_id,
+        fingerprint,
+        publisher_id,
+        seq,
+        key_seq,
+        send_ts_ns,
+        data[body:],
+        flags,
+    )
 
 
 _TOPICS: dict[bytes, tuple[str, str]] = {}

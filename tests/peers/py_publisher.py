@@ -23,8 +23,9 @@ def main() -> int:
     parser.add_argument("--heartbeat", type=float, default=0.2)
     args = parser.parse_args()
     symbols = args.symbols.split(",")
-    with MarketDataPublisher(args.endpoint, ring_size=args.ring,
-                             heartbeat_interval=args.heartbeat) as pub:  # fmt: skip
+    with MarketDataPublisher(
+        args.endpoint, ring_size=args.ring, heartbeat_interval=args.heartbeat
+    ) as pub:
         print(f"ready {pub.publisher_id}", flush=True)
         tick = MarketData(exchange="TEST")
         seq = 0

@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-SUBCOMMANDS = ["codegen", "demo", "monitor"]
+SUBCOMMANDS = ["codegen", "demo", "monitor", "orders", "control"]
 
 Handler = Callable[[argparse.Namespace], int]
 

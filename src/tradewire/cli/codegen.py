@@ -18,7 +18,8 @@ def run_codegen(argv: list[str]) -> int:
 
 def register(sub: Any) -> None:
     parser = sub.add_parser(
-        "codegen", add_help=False,
+        "codegen",
+        add_help=False,
         help="generate Python and Rust code from schema/ (see `tradewire codegen --help`)",
-    )  # fmt: skip
+    )
     parser.set_defaults(handler=lambda args: run_codegen([]))

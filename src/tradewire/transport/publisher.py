@@ -96,9 +96,15 @@ class Publisher(Endpoint, Generic[M]):
             self._seq = seq = self._seq + 1
             key_seq = self._key_seq[key] = self._key_seq.get(key, 0) + 1 if key else seq
             frame = wire.pack_frame(
-                topic, self._type.type_id, self._type.fingerprint, self.publisher_id, seq,
-                key_seq, now_ns(), payload,
-            )  # fmt: skip
+                topic,
+                self._type.type_id,
+                self._type.fingerprint,
+                self.publisher_id,
+                seq,
+                key_seq,
+                now_ns(),
+                payload,
+            )
             self._data.send(frame)
             self._ring[(seq - 1) % self._ring_size] = (key, key_seq, frame)
             if self._last_value is not None:
@@ -149,13 +155,21 @@ class Publisher(Endpoint, Generic[M]):
 
     def _heartbeat_frame(self, topic_bytes: bytes) -> bytes:
         beat = _HB.cls(
-            channel=self.channel.name, last_seq=self._seq, timestamp_us=now_ns() // 1000,
+            channel=self.channel.name,
+            last_seq=self._seq,
+            timestamp_us=now_ns() // 1000,
             last_key_seq=self._key_seq if self._key_field else {},
-        )  # fmt: skip
+        )
         return wire.pack_frame(
-            topic_bytes, _HB.type_id, _HB.fingerprint, self.publisher_id, 0, 0, now_ns(),
+            topic_bytes,
+            _HB.type_id,
+            _HB.fingerprint,
+            self.publisher_id,
+            0,
+            0,
+            now_ns(),
             beat.SerializeToString(),
-        )  # fmt: skip
+        )
 
     def _maybe_heartbeat(self) -> None:
         if time.monotonic() - self._last_send < self._heartbeat_interval:
@@ -190,9 +204,12 @@ class Publisher(Endpoint, Generic[M]):
         """Frames of the requested range still in the ring, then a ReplayEnd."""
         self.stats.replay_requests += 1
         end = _REPLAY_END.cls(
-            channel=req.channel, publisher_id=req.publisher_id, key=req.key,
-            from_seq=req.from_seq, to_seq=req.to_seq,
-        )  # fmt: skip
+            channel=req.channel,
+            publisher_id=req.publisher_id,
+            key=req.key,
+            from_seq=req.from_seq,
+            to_seq=req.to_seq,
+        )
         if req.publisher_id != self.publisher_id:
             end.unknown_publisher = True
             held: list[bytes] = []
@@ -239,6 +256,12 @@ class Publisher(Endpoint, Generic[M]):
 
     def _control_frame(self, mtype: Any, message: Any) -> bytes:
         return wire.pack_frame(
-            wire.topic(self.channel.name), mtype.type_id, mtype.fingerprint, self.publisher_id,
-            0, 0, now_ns(), message.SerializeToString(),
-        )  # fmt: skip
+            wire.topic(self.channel.name),
+            mtype.type_id,
+            mtype.fingerprint,
+            self.publisher_id,
+            0,
+            0,
+            now_ns(),
+            message.SerializeToString(),
+        )

@@ -52,8 +52,11 @@ class _AllowList:
         z85 = zmq.utils.z85.encode(key) if len(key) == 32 else key
         if z85 in self._allowed:
             return True
-        log.warning("rejected CURVE client %s on %s: key not in the allow list",
-                    z85.decode(errors="replace"), self._endpoint)  # fmt: skip
+        log.warning(
+            "rejected CURVE client %s on %s: key not in the allow list",
+            z85.decode(errors="replace"),
+            self._endpoint,
+        )
         return False
 
 
@@ -62,8 +65,9 @@ def secure_server(sock: zmq.Socket[Any], curve: CurveServer, endpoint: str) -> T
     authenticator runs on the socket's context: give each secured server its own context."""
     auth = ThreadAuthenticator(sock.context, log=log)
     auth.start()
-    auth.configure_curve_callback(domain="*", credentials_provider=_AllowList(
-        curve.allowed_clients, endpoint))  # fmt: skip
+    auth.configure_curve_callback(
+        domain="*", credentials_provider=_AllowList(curve.allowed_clients, endpoint)
+    )
     sock.curve_server = True
     sock.curve_secretkey = curve.keys.secret
     sock.curve_publickey = curve.keys.public

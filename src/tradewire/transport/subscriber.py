@@ -208,8 +208,11 @@ class Subscriber(Endpoint, Generic[M]):
         request = registry.SNAPSHOT_REQUEST_TYPE.cls(
             channel=self.channel.name, keys=sorted(self.keys or ())
         )
-        self._ctl.send(wire.encode_message(self.channel.name, request, publisher_id=1, seq=0,
-                                           send_ts_ns=now_ns()))  # fmt: skip
+        self._ctl.send(
+            wire.encode_message(
+                self.channel.name, request, publisher_id=1, seq=0, send_ts_ns=now_ns()
+            )
+        )
         live: list[bytes] = []
         snap: list[Received[M]] = []
         deadline = time.monotonic() + (timeout or 10.0)
@@ -354,17 +357,24 @@ class Subscriber(Endpoint, Generic[M]):
             return
         self._send_replay_request(publisher_id, key, stream, first, upto)
 
-    def _send_replay_request(self, publisher_id: int, key: str, stream: _Stream, first: int,
-                             upto: int) -> None:  # fmt: skip
+    def _send_replay_request(
+        self, publisher_id: int, key: str, stream: _Stream, first: int, upto: int
+    ) -> None:
         stream.requested_upto = upto
         stream.replay_deadline = time.monotonic() + self._replay_timeout
         self.stats.replay_requests += 1
         request = registry.REPLAY_REQUEST_TYPE.cls(
-            channel=self.channel.name, publisher_id=publisher_id, key=key, from_seq=first,
+            channel=self.channel.name,
+            publisher_id=publisher_id,
+            key=key,
+            from_seq=first,
             to_seq=upto,
-        )  # fmt: skip
-        self._ctl.send(wire.encode_message(self.channel.name, request, publisher_id=1, seq=0,
-                                           send_ts_ns=now_ns()))  # fmt: skip
+        )
+        self._ctl.send(
+            wire.encode_message(
+                self.channel.name, request, publisher_id=1, seq=0, send_ts_ns=now_ns()
+            )
+        )
 
     def _next_request(self, publisher_id: int, key: str, stream: _Stream) -> None:
         """After a replay ends: ask for the gaps seen meanwhile, if any."""
@@ -380,14 +390,21 @@ class Subscriber(Endpoint, Generic[M]):
         if stream is None:
             return
         if end.replayed:
-            self._event("gap_recovered", end.publisher_id, key, end.from_seq, end.to_seq,
-                        f"{end.replayed} messages replayed")  # fmt: skip
+            self._event(
+                "gap_recovered",
+                end.publisher_id,
+                key,
+                end.from_seq,
+                end.to_seq,
+                f"{end.replayed} messages replayed",
+            )
         why = "publisher restarted" if end.unknown_publisher else "no longer in the replay ring"
         self._give_up(end.publisher_id, key, stream, end.from_seq, end.to_seq, why)
         self._next_request(end.publisher_id, key, stream)
 
-    def _give_up(self, pid: int, key: str, stream: _Stream, first: int, last: int,
-                 why: str) -> None:  # fmt: skip
+    def _give_up(
+        self, pid: int, key: str, stream: _Stream, first: int, last: int, why: str
+    ) -> None:
         """Account every still-missing seq of first..last as lost, then deliver what follows."""
         start = None
         already = stream.lost
@@ -432,14 +449,19 @@ class Subscriber(Endpoint, Generic[M]):
         if publisher_id == self._publisher_id:
             return
         if self._publisher_id:
-            self._event("publisher_restart", publisher_id, "", 0, 0,
-                        f"previous publisher {self._publisher_id:016x}")  # fmt: skip
+            self._event(
+                "publisher_restart",
+                publisher_id,
+                "",
+                0,
+                0,
+                f"previous publisher {self._publisher_id:016x}",
+            )
             for (pid, key), stream in list(self._streams.items()):
                 if pid == self._publisher_id:
                     top = max([stream.requested_upto, *stream.held]) if stream.held else 0
                     if top > stream.last:
-                        self._give_up(pid, key, stream, stream.last + 1, top,
-                                      "publisher restarted")  # fmt: skip
+                        self._give_up(pid, key, stream, stream.last + 1, top, "publisher restarted")
                     del self._streams[(pid, key)]
         self._publisher_id = publisher_id
 
@@ -458,12 +480,19 @@ class Subscriber(Endpoint, Generic[M]):
         now = time.monotonic()
         if not self._peer_lost and now - self._last_rx > self._peer_timeout:
             self._peer_lost = True
-            self._event("peer_lost", self._publisher_id, "", 0, 0,
-                        f"nothing received for {self._peer_timeout}s")  # fmt: skip
+            self._event(
+                "peer_lost",
+                self._publisher_id,
+                "",
+                0,
+                0,
+                f"nothing received for {self._peer_timeout}s",
+            )
         for (pid, key), stream in list(self._streams.items()):
             if stream.replay_deadline is not None and now > stream.replay_deadline:
-                self._give_up(pid, key, stream, stream.last + 1, stream.requested_upto,
-                              "replay timed out")  # fmt: skip
+                self._give_up(
+                    pid, key, stream, stream.last + 1, stream.requested_upto, "replay timed out"
+                )
                 self._next_request(pid, key, stream)
 
     def _mark_alive(self) -> None:
@@ -472,8 +501,15 @@ class Subscriber(Endpoint, Generic[M]):
             self._peer_lost = False
             self._event("peer_back", self._publisher_id)
 
-    def _event(self, kind: str, publisher_id: int, key: str = "", first: int = 0, last: int = 0,
-               detail: str = "") -> None:  # fmt: skip
+    def _event(
+        self,
+        kind: str,
+        publisher_id: int,
+        key: str = "",
+        first: int = 0,
+        last: int = 0,
+        detail: str = "",
+    ) -> None:
         event = TransportEvent(kind, self.channel.name, publisher_id, key, first, last, detail)
         self.events.append(event)
         if kind in ("unrecoverable_gap", "peer_lost", "publisher_restart"):

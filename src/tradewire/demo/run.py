@@ -1,0 +1,136 @@
+"""`tradewire demo`: the whole pipeline, live.
+
+market-data -> signal-bridge (features + ONNX) -> execution-engine, in Rust when built,
+else the Python twins; the dashboard subscribes to every channel. Stops cleanly at the end
+of --duration or on Ctrl-C: services get SIGTERM, their summaries are collected, the run
+directory (ipc files, model registry) is removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from tradewire.demo import services
+from tradewire.demo.services import Service
+from tradewire.demo.watch import Watcher
+from tradewire.roundtrip import repo_root
+
+CHANNELS = ("market_data", "signals", "orders", "positions", "commands")
+
+
+def _train_model(run_dir: Path) -> Path:
+    """A small model in a fresh registry: the demo needs no prior training step."""
+    from tradewire.ml.__main__ import main as ml_main
+
+    registry = run_dir / "models"
+    with open(os.devnull, "w") as quiet:
+        saved, sys.stdout = sys.stdout, quiet
+        try:
+            ml_main(
+                ["train", "--registry", str(registry), "--epochs", "3", "--name", "trading_model"]
+            )
+        finally:
+            sys.stdout = saved
+    return registry
+
+
+def _environment(run_dir: Path, registry: Path, symbols: list[str], rate: float) -> dict[str, str]:
+    env = dict(os.environ)
+    for channel in CHANNELS:
+        env[f"TRADEWIRE__ENDPOINTS__{channel.upper()}"] = f"ipc://{run_dir}/{channel}"
+    env["TRADEWIRE__MODEL__REGISTRY"] = str(registry)
+    env["TRADEWIRE__MODEL__NAME"] = "trading_model"
+    env["TRADEWIRE__MARKET_DATA__SYMBOLS"] = json.dumps(symbols)
+    env["TRADEWIRE__MARKET_DATA__RATE"] = str(rate)
+    return env
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+
+def run(
+    duration: float,
+    symbols: list[str],
+    rate: float,
+    python_services: bool,
+    as_json: bool,
+    config: Path | None = None,
+) -> int:
+    impl = "python" if python_services or not services.rust_available() else "rust"
+    reason = (
+        "--python-services"
+        if python_services
+        else "Rust services are built"
+        if impl == "rust"
+        else "Rust services not built (cargo build --release): using the Python twins"
+    )
+    log = sys.stderr if as_json else sys.stdout
+    print(f"tradewire demo: {impl} services ({reason})", file=log, flush=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="tradewire-demo-"))
+    config_path = config or repo_root() / "tradewire.toml"
+    started: list[Service] = []
+    stop = _Stop()
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    summary: dict[str, Any] = {"impl": impl}
+    watcher: Watcher | None = None
+    try:
+        registry = _train_model(run_dir)
+        env = _environment(run_dir, registry, symbols, rate)
+        for name in services.SERVICES:
+            started.append(services.start(name, impl, config_path, env, []))
+        endpoints = {c: f"ipc://{run_dir}/{c}" for c in CHANNELS}
+        watcher = Watcher(endpoints)
+        _watch(watcher, duration, stop, as_json)
+        summary.update(watcher.summary())
+    finally:
+        if watcher is not None:
+            watcher.close()
+        codes = {s.name: services.stop(s) for s in reversed(started)}
+        summary["services"] = {
+            s.name: {"exit": codes[s.name], "summary": s.summary()} for s in started
+        }
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        leftovers = sorted(p.name for p in run_dir.glob("*") if p.is_socket())
+        summary["leftover_ipc_files"] = leftovers
+        shutil.rmtree(run_dir, ignore_errors=True)
+    ok = all(code == 0 for code in codes.values()) and not leftovers
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            json.dumps(
+                {k: summary[k] for k in ("messages", "fills", "pnl", "gaps") if k in summary}
+            )
+        )
+    return 0 if ok else 1
+
+
+def _watch(watcher: Watcher, duration: float, stop: _Stop, as_json: bool) -> None:
+    started = time.monotonic()
+    if as_json or not sys.stdout.isatty():
+        while not stop.requested and time.monotonic() - started < duration:
+            watcher.poll(0.1)
+        return
+    from rich.live import Live
+
+    from tradewire.demo.dashboard import render
+
+    with Live(render(watcher.view, "tradewire demo", 0.0), refresh_per_second=4) as live:
+        while not stop.requested and time.monotonic() - started < duration:
+            watcher.poll(0.2)
+            live.update(render(watcher.view, "tradewire demo", time.monotonic() - started))
