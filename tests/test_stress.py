@@ -67,6 +67,8 @@ def consume_until(
         got = sub.recv(timeout=0.5)
         if got is not None:
             env = got.envelope
+            previous = seen[env.publisher_id][-1] if seen[env.publisher_id] else 0
+            assert env.seq > previous, f"seq {env.seq} after {previous}: {sub.stats.as_dict()}"
             seen[env.publisher_id].append(env.seq)
             if len(seen[env.publisher_id]) % throttle_every == 0:
                 time.sleep(0.001)

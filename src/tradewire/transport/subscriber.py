@@ -48,6 +48,11 @@ class _Stream:
     requested_upto: int = 0  # highest seq asked for (or being asked for) by replay
     replay_deadline: float | None = None  # set while one replay request is outstanding
     wanted_upto: int = 0  # gaps seen while a replay was outstanding, asked for next
+    top: int = 0  # highest number received live or announced by a heartbeat
+
+    def __post_init__(self) -> None:
+        self.top = max(self.top, self.last)
+
     lost: list[tuple[int, int]] = field(default_factory=list)
 
 
@@ -310,11 +315,19 @@ class Subscriber(Endpoint, Generic[M]):
             if stream.replay_deadline is not None:  # progress: the replay is still flowing
                 stream.replay_deadline = time.monotonic() + self._replay_timeout
         if number == stream.last + 1:
+            if not from_replay:
+                stream.top = max(stream.top, number)
             self._deliver(stream, got, number)
             return
         stream.held[number] = got
         if not from_replay:
-            self._request(env.publisher_id, key, stream, number - 1)
+            self._see(env.publisher_id, key, stream, number)
+
+    def _see(self, publisher_id: int, key: str, stream: _Stream, number: int) -> None:
+        """A live number (or one a heartbeat announces): anything skipped is a new gap."""
+        if number > stream.top + 1:
+            self._request(publisher_id, key, stream, stream.top + 1, number - 1)
+        stream.top = max(stream.top, number)
 
     def _control(self, env: wire.Envelope) -> None:
         """Heartbeats (tail loss) and replay ends; other known types are ignored."""
@@ -340,13 +353,14 @@ class Subscriber(Endpoint, Generic[M]):
 
     def _tail(self, publisher_id: int, key: str, last_published: int) -> None:
         stream = self._streams.setdefault((publisher_id, key), _Stream(last=0))
-        if last_published > max(stream.last, stream.requested_upto):
-            self._request(publisher_id, key, stream, last_published)
+        if last_published > stream.top:
+            self._see(publisher_id, key, stream, last_published + 1)
+            stream.top = last_published
 
-    def _request(self, publisher_id: int, key: str, stream: _Stream, upto: int) -> None:
-        """Ask the publisher to replay everything missing up to `upto`; one request per
-        stream is outstanding at a time, later gaps are folded into the next one."""
-        first = max(stream.last, stream.requested_upto) + 1
+    def _request(self, publisher_id: int, key: str, stream: _Stream, first: int, upto: int) -> None:
+        """Ask the publisher to replay first..upto; one request per stream is outstanding
+        at a time, later gaps are folded into the next one."""
+        first = max(first, stream.last + 1)
         if upto < first:
             return
         self.stats.gaps += 1
