@@ -10,7 +10,7 @@ CARGO_RELEASE := cargo build --release --locked -p tradewire -p signal-bridge --
 EXTENSION_SOURCES := $(shell find crates/features crates/features-py -name '*.rs' -o -name Cargo.toml -o -name '*.py' 2>/dev/null)
 
 .PHONY: demo test bench codegen check-codegen vectors check-vectors lint typecheck \
-        pytest cargo-test clippy fmt rust-bins venv clean
+        pytest cargo-test clippy fmt rust-bins venv clean conformance
 
 venv: $(STAMP)
 $(STAMP): pyproject.toml $(EXTENSION_SOURCES)
@@ -35,6 +35,7 @@ codegen: venv
 check-codegen: venv
 	$(VENV)/bin/tradewire codegen --check
 	$(VENV)/bin/tradewire codegen breaking --against schema/tradewire.lock.json
+	$(PY) conformance/generate_protocol.py --check
 
 vectors: venv
 	$(PY) conformance/generate_vectors.py
@@ -65,7 +66,24 @@ test: venv check-codegen check-vectors lint typecheck fmt clippy pytest cargo-te
 
 ## bench: benchmarks (off in `make test`)
 bench: venv rust-bins
-	$(VENV)/bin/pytest benches --benchmark-enable --benchmark-only -p no:cacheprovider
+	cargo build --release --locked -p tradewire-bench
+	mkdir -p benches/results
+	$(VENV)/bin/pytest benches --benchmark-enable --benchmark-only -p no:cacheprovider \
+	    --benchmark-json benches/results/micro.json
+	$(PY) benches/run_transport.py --out benches/results
+
+## conformance: the interop matrix: Python runner x {Python, Rust} reference testees; the
+## transport cases pair Python x Python, Python client/publisher x Rust server/subscriber and
+## Rust client/publisher x Python server/subscriber (conformance/README.md)
+conformance: venv
+	cargo build --release --locked -p conformance-testee
+	mkdir -p target/conformance
+	$(PY) conformance/generate_protocol.py --check
+	$(VENV)/bin/tradewire conformance --quiet --testee "$(PY) -m tradewire.conformance.testee" \
+	    --failure-list conformance/failures/python.txt --junit target/conformance/python.xml
+	$(VENV)/bin/tradewire conformance --quiet \
+	    --testee target/release/tradewire-conformance-testee \
+	    --failure-list conformance/failures/rust.txt --junit target/conformance/rust.xml
 
 clean:
 	rm -rf $(VENV) target

@@ -12,7 +12,8 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
-SUBCOMMANDS = ["codegen", "demo", "monitor", "orders", "control"]
+SUBCOMMANDS = ["codegen", "demo", "monitor", "orders", "control", "config", "conformance",
+               "record", "report"]  # fmt: skip
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -8,7 +8,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Self
 
@@ -75,9 +75,16 @@ class Subscriber(Endpoint, Generic[M]):
         rcvhwm: int = DEFAULT_HWM,
         strict_schema: bool = False,
         on_event: Callable[[TransportEvent], None] | None = None,
+        resume_from: Mapping[int, int] | None = None,
+        backfill: bool = False,
         linger_ms: int = DEFAULT_LINGER_MS,
     ) -> None:
+        """`resume_from` (publisher_id -> last seq already processed) and `backfill` (start
+        a publisher not in it at seq 0) make the first messages come from the publisher's
+        replay ring instead of starting at its current sequence; unfiltered only."""
         super().__init__(context, linger_ms)
+        self._resume_from = dict(resume_from or {})
+        self._backfill = backfill
         self.channel: Channel[M] = resolve_channel(self, channel, Pattern.PUB_SUB)
         if snapshot and not self.channel.last_value:
             raise ValueError(f"channel {self.channel.name!r} keeps no last values to snapshot")
@@ -167,6 +174,10 @@ class Subscriber(Endpoint, Generic[M]):
         assert got is not None  # no timeout: arecv only returns a message
         return got
 
+    def sockets(self) -> list[zmq.Socket[bytes]]:
+        """The sockets to wait on (zmq.select / Poller) before calling recv(timeout=0)."""
+        return [self._sub, self._ctl]
+
     def __iter__(self) -> Iterator[Received[M]]:
         while True:
             received = self.recv()
@@ -203,7 +214,14 @@ class Subscriber(Endpoint, Generic[M]):
     def _baseline(self, publisher_id: int, beat: Any) -> None:
         self._publisher_id = publisher_id
         if self.keys is None:
-            self._streams[(publisher_id, "")] = _Stream(last=beat.last_seq)
+            start = self._resume_from.get(publisher_id, 0 if self._backfill else None)
+            if start is not None and start < beat.last_seq:
+                # start earlier and treat the handshake like a heartbeat: the tail-loss
+                # path asks the replay ring for start+1..last_seq
+                self._streams[(publisher_id, "")] = _Stream(last=start)
+                self._tail(publisher_id, "", beat.last_seq)
+            else:
+                self._streams[(publisher_id, "")] = _Stream(last=beat.last_seq)
         else:
             for key in self.keys:
                 self._streams[(publisher_id, key)] = _Stream(last=beat.last_key_seq.get(key, 0))

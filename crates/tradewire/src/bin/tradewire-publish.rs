@@ -3,14 +3,19 @@
 //!
 //! ```text
 //! tradewire-publish --endpoint E --count N [--rate R] [--symbols A,B,C] [--ring N]
-//!                   [--control C] [--wait-subscriber] [--wait-timeout-ms T]
-//!                   [--heartbeat-ms H] [--sndhwm N] [--seed S] [--hold-ms H]
+//!                   [--control C] [--wait-subscriber] [--wait-subscription]
+//!                   [--wait-timeout-ms T] [--heartbeat-ms H] [--sndhwm N] [--seed S]
+//!                   [--hold-ms H] [--hold-until-eof] [--print-ready]
 //! ```
 //!
 //! `--rate 0` (default) publishes as fast as possible. `--wait-subscriber` waits until a
-//! subscriber has completed the subscription handshake before publishing. `--hold-ms`
-//! keeps serving replay, snapshots and heartbeats that long after the last message.
-//! The summary (one line on stdout): `{"count", "seconds", "msgs_per_sec", ...}`.
+//! subscriber has completed the subscription handshake before publishing;
+//! `--wait-subscription` until any subscriber is connected (also one that reconnects
+//! after a publisher restart and so does no handshake). `--hold-ms` keeps serving
+//! replay, snapshots and heartbeats that long after the last message; `--hold-until-eof`
+//! until stdin reaches EOF (capped by `--hold-ms` when both are given).
+//! `--print-ready` prints `{"ready":true,"publisher_id":"<16 hex>"}` once bound.
+//! The summary (last line on stdout): `{"count", "seconds", "msgs_per_sec", ...}`.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -19,8 +24,9 @@ use tradewire::transport::{json_string, Publisher, PublisherOptions};
 use tradewire::v1::MarketData;
 
 const USAGE: &str = "usage: tradewire-publish --endpoint E --count N [--rate R] \
-    [--symbols A,B,C] [--ring N] [--control C] [--wait-subscriber] [--wait-timeout-ms T] \
-    [--heartbeat-ms H] [--sndhwm N] [--seed S] [--hold-ms H]";
+    [--symbols A,B,C] [--ring N] [--control C] [--wait-subscriber] [--wait-subscription] \
+    [--wait-timeout-ms T] [--heartbeat-ms H] [--sndhwm N] [--seed S] [--hold-ms H] \
+    [--hold-until-eof] [--print-ready]";
 
 struct Args {
     endpoint: String,
@@ -29,9 +35,12 @@ struct Args {
     symbols: Vec<String>,
     options: PublisherOptions,
     wait_subscriber: bool,
+    wait_subscription: bool,
     wait_timeout: Duration,
     seed: u64,
     hold: Duration,
+    hold_until_eof: bool,
+    print_ready: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -42,14 +51,24 @@ fn parse() -> Result<Args, String> {
         symbols: vec!["AAPL".into(), "MSFT".into(), "GOOG".into()],
         options: PublisherOptions::default(),
         wait_subscriber: false,
+        wait_subscription: false,
         wait_timeout: Duration::from_secs(30),
         seed: 42,
         hold: Duration::ZERO,
+        hold_until_eof: false,
+        print_ready: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--wait-subscriber" {
-            args.wait_subscriber = true;
+        let switch = match flag.as_str() {
+            "--wait-subscriber" => Some(&mut args.wait_subscriber),
+            "--wait-subscription" => Some(&mut args.wait_subscription),
+            "--hold-until-eof" => Some(&mut args.hold_until_eof),
+            "--print-ready" => Some(&mut args.print_ready),
+            _ => None,
+        };
+        if let Some(switch) = switch {
+            *switch = true;
             continue;
         }
         if flag == "-h" || flag == "--help" {
@@ -124,12 +143,41 @@ fn now_us() -> i64 {
         .unwrap_or(0)
 }
 
+/// Returns at EOF on stdin, or after `cap` (when not zero).
+fn hold_until_eof(cap: Duration) {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let mut sink = [0u8; 256];
+        let mut stdin = std::io::stdin();
+        while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
+        let _ = tx.send(());
+    });
+    if cap.is_zero() {
+        let _ = rx.recv();
+    } else {
+        let _ = rx.recv_timeout(cap);
+    }
+}
+
 fn run(args: Args) -> Result<String, String> {
     let publisher = Publisher::<MarketData>::bind_with(&args.endpoint, args.options)
         .map_err(|e| format!("bind {}: {e}", args.endpoint))?;
+    if args.print_ready {
+        println!(
+            "{{\"ready\":true,\"publisher_id\":\"{:016x}\"}}",
+            publisher.publisher_id()
+        );
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    }
     if args.wait_subscriber && !publisher.wait_for_subscriber(args.wait_timeout) {
         return Err(format!(
             "no subscriber completed the handshake within {:?}",
+            args.wait_timeout
+        ));
+    }
+    if args.wait_subscription && !publisher.wait_for_subscription(args.wait_timeout) {
+        return Err(format!(
+            "no subscriber connected within {:?}",
             args.wait_timeout
         ));
     }
@@ -170,7 +218,9 @@ fn run(args: Args) -> Result<String, String> {
         publisher.publish(t).map_err(|e| format!("publish: {e}"))?;
     }
     let seconds = started.elapsed().as_secs_f64();
-    if !args.hold.is_zero() {
+    if args.hold_until_eof {
+        hold_until_eof(args.hold);
+    } else if !args.hold.is_zero() {
         std::thread::sleep(args.hold);
     }
     let stats = publisher.stats();

@@ -4,7 +4,8 @@
 //! ```text
 //! tradewire-subscribe --endpoint E [--count N] [--symbols A,B] [--json] [--snapshot]
 //!                     [--control C] [--idle-timeout-ms T] [--connect-timeout-ms T]
-//!                     [--rcvhwm N] [--throttle-us U]
+//!                     [--rcvhwm N] [--throttle-us U] [--throttle-every N]
+//!                     [--count-lost] [--compact]
 //! ```
 //!
 //! The first line says the subscription is live (`{"ready": true, "publisher_id": ...}`
@@ -13,7 +14,11 @@
 //! Python SDK's `TransportEvent.as_dict()`); a last line `{"summary": {...}}` gives the
 //! counters. Exits 0 after `--count` messages (0 = until idle), 1 when the stream goes
 //! idle for `--idle-timeout-ms` first, 2 on bad usage or a failed connect.
-//! `--throttle-us` sleeps after each message to simulate a slow consumer.
+//! `--throttle-us` sleeps after each message (or after every `--throttle-every` N-th) to
+//! simulate a slow consumer. With `--count-lost`, messages reported lost for good
+//! (`unrecoverable_gap` events) count towards `--count`, so a stream with accounted loss
+//! still completes. `--compact` prints messages as `<publisher hex> <seq> <key_seq>
+//! <flags>` instead of JSON (events and the summary stay JSON), for million-message runs.
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
@@ -24,7 +29,7 @@ use tradewire::v1::MarketData;
 
 const USAGE: &str = "usage: tradewire-subscribe --endpoint E [--count N] [--symbols A,B] \
     [--json] [--snapshot] [--control C] [--idle-timeout-ms T] [--connect-timeout-ms T] \
-    [--rcvhwm N] [--throttle-us U]";
+    [--rcvhwm N] [--throttle-us U] [--throttle-every N] [--count-lost] [--compact]";
 
 struct Args {
     endpoint: String,
@@ -32,6 +37,9 @@ struct Args {
     json: bool,
     idle: Duration,
     throttle: Duration,
+    throttle_every: u64,
+    count_lost: bool,
+    compact: bool,
     options: SubscriberOptions,
 }
 
@@ -42,6 +50,9 @@ fn parse() -> Result<Args, String> {
         json: false,
         idle: Duration::from_secs(10),
         throttle: Duration::ZERO,
+        throttle_every: 1,
+        count_lost: false,
+        compact: false,
         options: SubscriberOptions::default(),
     };
     let mut it = std::env::args().skip(1);
@@ -53,6 +64,14 @@ fn parse() -> Result<Args, String> {
             }
             "--snapshot" => {
                 args.options.snapshot = true;
+                continue;
+            }
+            "--count-lost" => {
+                args.count_lost = true;
+                continue;
+            }
+            "--compact" => {
+                args.compact = true;
                 continue;
             }
             "-h" | "--help" => return Err(String::new()),
@@ -79,6 +98,7 @@ fn parse() -> Result<Args, String> {
                 args.options.rcvhwm = i32::try_from(num(&value)?).map_err(|e| e.to_string())?;
             }
             "--throttle-us" => args.throttle = Duration::from_micros(num(&value)?),
+            "--throttle-every" => args.throttle_every = num(&value)?.max(1),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -119,11 +139,23 @@ fn main() -> ExitCode {
     let mut received = 0u64;
     let mut complete = args.count == 0;
     loop {
-        if args.count > 0 && received >= args.count {
+        let lost = if args.count_lost {
+            sub.stats().unrecoverable
+        } else {
+            0
+        };
+        if args.count > 0 && received + lost >= args.count {
             complete = true;
             break;
         }
-        let got = sub.recv(args.idle);
+        // Flush whenever the stream pauses, so a reader sees every line without delay.
+        let got = match sub.recv(Duration::ZERO) {
+            Some(r) => Some(r),
+            None => {
+                let _ = out.flush();
+                sub.recv(args.idle)
+            }
+        };
         for event in sub.drain_events() {
             let line = if args.json {
                 event.to_json()
@@ -145,7 +177,9 @@ fn main() -> ExitCode {
             break;
         };
         received += 1;
-        let line = if args.json {
+        let line = if args.compact {
+            format!("{:016x} {} {} {}", r.publisher_id, r.seq, r.key_seq, r.flags)
+        } else if args.json {
             format!(
                 "{{\"publisher_id\":\"{:016x}\",\"seq\":{},\"key_seq\":{},\"key\":{},\
                  \"price\":{},\"flags\":{}}}",
@@ -163,7 +197,7 @@ fn main() -> ExitCode {
             )
         };
         let _ = writeln!(out, "{line}");
-        if !args.throttle.is_zero() {
+        if !args.throttle.is_zero() && received % args.throttle_every == 0 {
             std::thread::sleep(args.throttle);
         }
     }

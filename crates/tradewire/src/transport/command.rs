@@ -7,6 +7,7 @@ use crate::catalog::{Channel, Pattern};
 use crate::v1::{self, command_ack::Outcome};
 use crate::wire;
 
+use super::security::{secure_client, CurveClient, CurveServer, ZapHandler};
 use super::{
     common_options, millis_i64, now_ns, now_us, random_hex, random_nonzero_u64, resolve_channel,
     Result, TransportError, DEFAULT_LINGER,
@@ -23,6 +24,8 @@ pub struct CommandClientOptions {
     pub linger: Duration,
     /// ZMQ context to use; a new one when `None`.
     pub context: Option<super::Context>,
+    /// CURVE: this client's key pair and the server's public key.
+    pub curve: Option<CurveClient>,
 }
 
 impl Default for CommandClientOptions {
@@ -32,6 +35,7 @@ impl Default for CommandClientOptions {
             retry_interval: Duration::from_millis(250),
             linger: DEFAULT_LINGER,
             context: None,
+            curve: None,
         }
     }
 }
@@ -77,6 +81,9 @@ impl CommandClient {
         let context = options.context.clone().unwrap_or_default().0;
         let dealer = context.socket(zmq::DEALER)?;
         common_options(&dealer, endpoint, options.linger)?;
+        if let Some(curve) = &options.curve {
+            secure_client(&dealer, curve)?;
+        }
         dealer.connect(endpoint)?;
         Ok(CommandClient {
             channel,
@@ -185,8 +192,12 @@ pub struct CommandServerOptions {
     pub dedupe_window: usize,
     /// Socket linger on close.
     pub linger: Duration,
-    /// ZMQ context to use; a new one when `None`.
+    /// ZMQ context to use; a new one when `None`. A CURVE server runs its ZAP handler
+    /// in this context: one CURVE server per context.
     pub context: Option<super::Context>,
+    /// CURVE: the server's key pair and the client public keys allowed in. Any other
+    /// client is refused during the handshake and logged on stderr with its key.
+    pub curve: Option<CurveServer>,
 }
 
 impl Default for CommandServerOptions {
@@ -196,6 +207,7 @@ impl Default for CommandServerOptions {
             dedupe_window: 10_000,
             linger: DEFAULT_LINGER,
             context: None,
+            curve: None,
         }
     }
 }
@@ -223,6 +235,8 @@ pub struct CommandServer {
     seen: HashMap<String, v1::CommandAck>,
     order: VecDeque<String>,
     stats: CommandServerStats,
+    /// Dropped (stopped and joined) before the router and the context.
+    zap: Option<ZapHandler>,
     _context: zmq::Context,
 }
 
@@ -239,7 +253,18 @@ impl CommandServer {
         let router = context.socket(zmq::ROUTER)?;
         common_options(&router, endpoint, options.linger)?;
         router.set_router_mandatory(true)?;
+        let zap = match &options.curve {
+            Some(curve) => Some(ZapHandler::secure_server(
+                &context, &router, curve, endpoint,
+            )?),
+            None => None,
+        };
         router.bind(endpoint)?;
+        if let Some(zap) = &zap {
+            if let Ok(Ok(bound)) = router.get_last_endpoint() {
+                zap.set_endpoint(bound);
+            }
+        }
         Ok(CommandServer {
             channel,
             endpoint: endpoint.to_owned(),
@@ -249,6 +274,7 @@ impl CommandServer {
             seen: HashMap::new(),
             order: VecDeque::new(),
             stats: CommandServerStats::default(),
+            zap,
             _context: context,
         })
     }
@@ -352,6 +378,32 @@ impl CommandServer {
     /// The endpoint as given.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The endpoint actually bound (resolves `tcp://HOST:*` to the port chosen).
+    pub fn bound_endpoint(&self) -> Result<String> {
+        match self.router.get_last_endpoint()? {
+            Ok(e) => Ok(e),
+            Err(raw) => Ok(String::from_utf8_lossy(&raw).into_owned()),
+        }
+    }
+
+    /// CURVE clients let in by the allow list (0 without CURVE).
+    pub fn curve_accepted(&self) -> u64 {
+        self.zap.as_ref().map_or(0, |z| z.log().accepted())
+    }
+
+    /// CURVE clients refused (0 without CURVE); each refusal is also logged on stderr.
+    pub fn curve_rejected(&self) -> u64 {
+        self.zap.as_ref().map_or(0, |z| z.log().rejected())
+    }
+
+    /// The most recently refused client public keys (Z85), oldest first.
+    pub fn curve_rejected_keys(&self) -> Vec<String> {
+        self.zap
+            .as_ref()
+            .map(|z| z.log().rejected_keys())
+            .unwrap_or_default()
     }
 }
 

@@ -6,7 +6,8 @@
 //!   is live (§7.1), detects gaps and recovers them by replay (§7.2), optional late join
 //!   from a snapshot (§7.3), peer loss (§7.4). Malformed frames are counted, never fatal.
 //! - [`CommandClient`] / [`CommandServer`]: DEALER/ROUTER with retries until a deadline
-//!   and a dedupe window on the server (§7.5).
+//!   and a dedupe window on the server (§7.5); optional CURVE with an allow list of
+//!   client keys ([`CurveServer`], [`CurveClient`]).
 //!
 //! Every frame is one ZMQ message in the envelope of [`crate::wire`].
 //!
@@ -28,6 +29,7 @@
 
 mod command;
 mod publisher;
+mod security;
 mod subscriber;
 
 use std::collections::hash_map::RandomState;
@@ -45,6 +47,7 @@ pub use command::{
     CommandServerStats,
 };
 pub use publisher::{Publisher, PublisherOptions, PublisherStats};
+pub use security::{curve_available, CurveClient, CurveKeyPair, CurveServer};
 #[doc(hidden)]
 pub use subscriber::json_string;
 pub use subscriber::{Event, EventKind, Received, Subscriber, SubscriberOptions, SubscriberStats};

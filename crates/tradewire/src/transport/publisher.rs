@@ -300,9 +300,20 @@ impl<M: SchemaMessage + Keyed> Publisher<M> {
     /// Waits until at least one subscriber has completed the subscription handshake
     /// (§7.1), or `timeout` passes. Returns whether one did.
     pub fn wait_for_subscriber(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |s| s.handshakes > 0)
+    }
+
+    /// Waits until a subscriber is connected: a completed handshake, or any data
+    /// subscription (a subscriber reconnecting after a publisher restart resends its data
+    /// subscriptions, not its sync topic). Returns whether one is.
+    pub fn wait_for_subscription(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |s| s.handshakes > 0 || s.subscriptions > 0)
+    }
+
+    fn wait_until(&self, timeout: Duration, done: impl Fn(&PublisherStats) -> bool) -> bool {
         let deadline = Instant::now() + timeout;
         let mut guard = self.inner.lock();
-        while guard.stats.handshakes == 0 {
+        while !done(&guard.stats) {
             let now = Instant::now();
             if now >= deadline {
                 return false;
@@ -440,7 +451,10 @@ fn drain_subscriptions(inner: &Inner, s: &mut Shared) {
                     }
                 }
             }
-            None => s.stats.subscriptions += 1,
+            None => {
+                s.stats.subscriptions += 1;
+                woke = true;
+            }
         }
     }
     if woke {

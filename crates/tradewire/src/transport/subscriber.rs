@@ -233,6 +233,47 @@ pub struct SubscriberStats {
     pub test_lost: u64,
 }
 
+/// Frames read from one socket per turn of `recv` before looking at the other.
+const BATCH: usize = 256;
+
+/// Delivery state of one tracked sequence (the channel seq, or one key's key_seq) of the
+/// current publisher.
+struct Stream<M> {
+    /// Every number up to here is delivered or accounted lost.
+    last: u64,
+    /// Highest number known: delivered, held, lost, or asked for by replay.
+    top: u64,
+    /// Messages beyond a gap, waiting for it to be filled or given up.
+    held: BTreeMap<u64, Received<M>>,
+    /// Ranges given up beyond `last` (sorted), skipped when the held messages flush.
+    lost: Vec<(u64, u64)>,
+    /// The one replay request outstanding: its range and when it is given up.
+    request: Option<(u64, u64)>,
+    replay_deadline: Option<Instant>,
+    /// Frames accepted from the outstanding request.
+    replayed: u64,
+    /// Highest number of the gaps seen while a request was outstanding (asked for next).
+    wanted_upto: u64,
+    /// Highest number asked for so far.
+    requested_upto: u64,
+}
+
+impl<M> Stream<M> {
+    fn new(last: u64) -> Self {
+        Stream {
+            last,
+            top: last,
+            held: BTreeMap::new(),
+            lost: Vec::new(),
+            request: None,
+            replay_deadline: None,
+            replayed: 0,
+            wanted_upto: 0,
+            requested_upto: last,
+        }
+    }
+}
+
 /// Receives messages of type `M` from one publisher, in sequence order, recovering gaps.
 ///
 /// Not thread-safe by design (`&mut self`); move it to the thread that reads.
@@ -248,8 +289,8 @@ pub struct Subscriber<M> {
     keys: Vec<String>,
     /// Current publisher.
     pid: Option<u64>,
-    /// Last sequence number per tracked key ("" = channel seq when unfiltered).
-    last: HashMap<String, u64>,
+    /// Delivery state per tracked key ("" = channel seq when unfiltered) of `pid`.
+    streams: HashMap<String, Stream<M>>,
     /// (publisher, channel seq) of the snapshot we started from.
     snapshot_seq: Option<(u64, u64)>,
     live: bool,
@@ -330,7 +371,7 @@ impl<M: SchemaMessage> Subscriber<M> {
             sync_key,
             keys,
             pid: None,
-            last: HashMap::new(),
+            streams: HashMap::new(),
             snapshot_seq: None,
             live: false,
             out: VecDeque::new(),
@@ -369,8 +410,11 @@ impl<M: SchemaMessage> Subscriber<M> {
         Ok(me)
     }
 
-    /// The next message, waiting at most `timeout`. Gaps are recovered before the
-    /// message after them is returned (bounded by `replay_timeout` per gap).
+    /// The next message, waiting at most `timeout`. Messages come in sequence order: one
+    /// after a gap waits until the gap is recovered by replay or reported unrecoverable
+    /// (bounded by `replay_timeout` without progress). Replay runs in the background of
+    /// `recv`: the live stream keeps being read meanwhile, one replay request per stream
+    /// is outstanding at a time, and gaps seen meanwhile are folded into the next one.
     pub fn recv(&mut self, timeout: Duration) -> Option<Received<M>> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -378,7 +422,7 @@ impl<M: SchemaMessage> Subscriber<M> {
                 self.stats.delivered += 1;
                 return Some(r);
             }
-            match self.pump(zmq::DONTWAIT) {
+            match self.pump_all() {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => {
@@ -386,7 +430,10 @@ impl<M: SchemaMessage> Subscriber<M> {
                     return None;
                 }
             }
-            self.check_peer();
+            self.check_timers();
+            if !self.out.is_empty() {
+                continue;
+            }
             let now = Instant::now();
             if now >= deadline {
                 return None;
@@ -399,7 +446,16 @@ impl<M: SchemaMessage> Subscriber<M> {
                     .saturating_sub(self.last_traffic.elapsed());
                 wait = wait.min(until_lost + Duration::from_millis(1));
             }
-            let _ = self.sub.poll(zmq::POLLIN, millis_i64(wait).max(1));
+            for stream in self.streams.values() {
+                if let Some(d) = stream.replay_deadline {
+                    wait = wait.min(d.saturating_duration_since(now) + Duration::from_millis(1));
+                }
+            }
+            let mut items = [
+                self.sub.as_poll_item(zmq::POLLIN),
+                self.dealer.as_poll_item(zmq::POLLIN),
+            ];
+            let _ = zmq::poll(&mut items, millis_i64(wait).max(1));
         }
     }
 
@@ -438,6 +494,29 @@ impl<M: SchemaMessage> Subscriber<M> {
         self.pid
     }
 
+    /// Reads and handles what is queued on both sockets, up to a batch from each
+    /// (replies to replay first); false when nothing was there.
+    fn pump_all(&mut self) -> Result<bool> {
+        let mut any = false;
+        for _ in 0..BATCH {
+            match self.dealer.recv_bytes(zmq::DONTWAIT) {
+                Ok(frame) => {
+                    any = true;
+                    self.on_control_frame(&frame);
+                }
+                Err(zmq::Error::EAGAIN) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for _ in 0..BATCH {
+            if !self.pump(zmq::DONTWAIT)? {
+                break;
+            }
+            any = true;
+        }
+        Ok(any)
+    }
+
     /// Reads and handles one frame from the data socket; false when none was there.
     fn pump(&mut self, flags: i32) -> Result<bool> {
         let mut msg = zmq::Message::new();
@@ -448,6 +527,23 @@ impl<M: SchemaMessage> Subscriber<M> {
             }
             Err(zmq::Error::EAGAIN) => Ok(false),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Peer loss, and replay requests that got no answer in time (given up, so what
+    /// follows them is delivered, and the next request goes out).
+    fn check_timers(&mut self) {
+        self.check_peer();
+        let now = Instant::now();
+        let expired: Vec<String> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.replay_deadline.is_some_and(|d| now >= d))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in expired {
+            let why = format!("no ReplayEnd within {:?}", self.opts.replay_timeout);
+            self.finish_request(&key, &why);
         }
     }
 
@@ -572,18 +668,22 @@ impl<M: SchemaMessage> Subscriber<M> {
     }
 
     /// Follows `publisher_id`; a different one than the current is a restart (§7.2):
-    /// its stream starts over at 1.
+    /// whatever the previous one still owed is reported lost, what was held for it is
+    /// delivered, and the new stream starts over at 1.
     fn follow(&mut self, publisher_id: u64) {
         match self.pid {
             Some(p) if p == publisher_id => {}
             Some(previous) => {
+                let keys: Vec<String> = self.streams.keys().cloned().collect();
+                for key in keys {
+                    let top = self.streams.get(&key).map_or(0, |s| s.top);
+                    self.give_up(&key, 1, top, "the publisher restarted");
+                }
                 self.stats.restarts += 1;
                 self.pid = Some(publisher_id);
-                for v in self.last.values_mut() {
-                    *v = 0;
-                }
+                self.streams.clear();
                 for key in self.tracked_keys() {
-                    self.last.insert(key, 0);
+                    self.streams.insert(key, Stream::new(0));
                 }
                 self.snapshot_seq = None;
                 let detail = format!("previous publisher {previous:016x}");
@@ -604,29 +704,66 @@ impl<M: SchemaMessage> Subscriber<M> {
     fn on_data(&mut self, env: &Envelope<'_>, msg: M) {
         self.follow(env.publisher_id);
         let (key, n) = self.number(env);
-        match self.last.get(key).copied() {
-            None => {
-                // First message before the handshake completed: it is the baseline.
-                self.last.insert(key.to_owned(), n);
-            }
-            Some(last) if n <= last => {
-                let covered = matches!(self.snapshot_seq, Some((p, s)) if p == env.publisher_id && env.seq <= s);
-                if covered {
-                    self.stats.snapshot_skipped += 1;
-                } else {
-                    self.stats.duplicates += 1;
-                }
-                return;
-            }
-            Some(last) => {
-                if n > last + 1 {
-                    self.recover(key, last + 1, n - 1);
-                }
-                self.last.insert(key.to_owned(), n);
-            }
-        }
         let r = self.received(env, msg);
-        self.out.push_back(r);
+        let Some(stream) = self.streams.get_mut(key) else {
+            // First message before the handshake completed: it is the baseline.
+            self.streams.insert(key.to_owned(), Stream::new(n));
+            self.out.push_back(r);
+            return;
+        };
+        if n <= stream.last || stream.held.contains_key(&n) {
+            let covered = matches!(self.snapshot_seq, Some((p, s)) if p == env.publisher_id && env.seq <= s);
+            if covered {
+                self.stats.snapshot_skipped += 1;
+            } else {
+                self.stats.duplicates += 1;
+            }
+            return;
+        }
+        let top = stream.top;
+        stream.top = top.max(n);
+        if n == stream.last + 1 && stream.held.is_empty() {
+            stream.last = n;
+            self.out.push_back(r);
+            return;
+        }
+        stream.held.insert(n, r);
+        if n > top + 1 {
+            self.gap(key, top + 1, n - 1);
+        }
+        self.flush(key);
+    }
+
+    /// A replayed frame (FLAG_REPLAY, from the control socket) of the current publisher.
+    fn on_replayed(&mut self, env: &Envelope<'_>) {
+        if Some(env.publisher_id) != self.pid || env.type_id != M::TYPE.type_id {
+            return;
+        }
+        let (key, n) = self.number(env);
+        let Some(stream) = self.streams.get(key) else {
+            return;
+        };
+        if n <= stream.last || stream.held.contains_key(&n) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        let Some(msg) = self.decode(env) else {
+            return;
+        };
+        let r = self.received(env, msg);
+        let replay_timeout = self.opts.replay_timeout;
+        let Some(stream) = self.streams.get_mut(key) else {
+            return;
+        };
+        if stream.replay_deadline.is_some() {
+            // Progress: the replay is still flowing.
+            stream.replay_deadline = Some(Instant::now() + replay_timeout);
+            stream.replayed += 1;
+        }
+        stream.top = stream.top.max(n);
+        stream.held.insert(n, r);
+        self.stats.recovered += 1;
+        self.flush(key);
     }
 
     fn on_heartbeat(&mut self, env: &Envelope<'_>, hb: &v1::Heartbeat) {
@@ -646,13 +783,14 @@ impl<M: SchemaMessage> Subscriber<M> {
                 .collect()
         };
         for (key, target) in targets {
-            match self.last.get(&key).copied() {
+            match self.streams.get_mut(&key) {
                 None => {
-                    self.last.insert(key, target);
+                    self.streams.insert(key, Stream::new(target));
                 }
-                Some(last) if target > last => {
-                    self.recover(&key, last + 1, target);
-                    self.last.insert(key, target);
+                Some(stream) if target > stream.top => {
+                    let from = stream.top + 1;
+                    stream.top = target;
+                    self.gap(&key, from, target);
                 }
                 Some(_) => {}
             }
@@ -662,122 +800,193 @@ impl<M: SchemaMessage> Subscriber<M> {
         }
     }
 
-    /// Recovers `from..=to` of `key` by replay (synchronously), queueing the recovered
-    /// messages in order and reporting what could not be recovered.
-    fn recover(&mut self, key: &str, from: u64, to: u64) {
-        let pid = self.pid.unwrap_or(0);
+    /// `from..=to` of `key` is missing: report it and recover it by replay, now or (one
+    /// request per stream outstanding) folded into the next request.
+    fn gap(&mut self, key: &str, from: u64, to: u64) {
         self.stats.gaps += 1;
         self.stats.missed += to - from + 1;
         self.event(EventKind::GapDetected, key, from, to, String::new());
         if !self.opts.recover {
-            self.unrecoverable(key, from, to, "recovery disabled".into());
+            self.give_up(key, from, to, "recovery disabled");
             return;
         }
+        let Some(stream) = self.streams.get_mut(key) else {
+            return;
+        };
+        if stream.request.is_some() {
+            stream.wanted_upto = stream.wanted_upto.max(to);
+            return;
+        }
+        self.request(key, from, to);
+    }
+
+    /// Sends a ReplayRequest for `from..=to` of `key` (none may be outstanding).
+    fn request(&mut self, key: &str, from: u64, to: u64) {
         let request = v1::ReplayRequest {
             channel: self.channel.name.to_owned(),
-            publisher_id: pid,
+            publisher_id: self.pid.unwrap_or(0),
             key: key.to_owned(),
             from_seq: from,
             to_seq: to,
         };
         if let Err(e) = self.send_control(&request) {
-            self.unrecoverable(key, from, to, format!("replay request not sent: {e}"));
+            self.give_up(key, from, to, &format!("replay request not sent: {e}"));
             return;
         }
         self.stats.replay_requests += 1;
-        let mut expected = from;
-        let mut holes: Vec<(u64, u64)> = Vec::new();
-        let mut end: Option<v1::ReplayEnd> = None;
-        let mut deadline = Instant::now() + self.opts.replay_timeout;
-        let mut replayed = 0u64;
-        loop {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            match self
-                .dealer
-                .poll(zmq::POLLIN, millis_i64(deadline - now).max(1))
-            {
-                Ok(n) if n > 0 => {}
-                _ => continue,
-            }
-            let Ok(frame) = self.dealer.recv_bytes(zmq::DONTWAIT) else {
-                continue;
-            };
-            deadline = Instant::now() + self.opts.replay_timeout;
-            let env = match wire::decode_with_limit(&frame, self.opts.max_payload) {
-                Ok(env) => env,
-                Err(e) => {
-                    self.reject(&e);
-                    continue;
-                }
-            };
-            if env.type_id == v1::ReplayEnd::TYPE.type_id {
-                match wire::decode_message::<v1::ReplayEnd>(&env) {
-                    Ok(e)
-                        if e.publisher_id == pid
-                            && e.key == key
-                            && e.from_seq == from
-                            && e.to_seq == to =>
-                    {
-                        end = Some(e);
-                        break;
-                    }
-                    Ok(_) => continue, // the end of an earlier, timed-out request
-                    Err(e) => {
-                        self.reject(&e);
-                        continue;
-                    }
-                }
-            }
-            if env.type_id != M::TYPE.type_id || env.publisher_id != pid {
-                continue;
-            }
-            let (k, n) = self.number(&env);
-            if k != key || n < expected || n > to {
-                continue;
-            }
-            let Some(msg) = self.decode(&env) else {
-                continue;
-            };
-            if n > expected {
-                holes.push((expected, n - 1));
-            }
-            expected = n + 1;
-            replayed += 1;
-            let r = self.received(&env, msg);
-            self.out.push_back(r);
-        }
-        if expected <= to {
-            holes.push((expected, to));
-        }
-        self.stats.recovered += replayed;
-        if holes.is_empty() {
-            self.event(
-                EventKind::GapRecovered,
-                key,
-                from,
-                to,
-                format!("replayed {replayed}"),
-            );
-            return;
-        }
-        let why = match &end {
-            None => format!("no ReplayEnd within {:?}", self.opts.replay_timeout),
-            Some(e) if e.unknown_publisher => {
-                "the publisher restarted: this publisher id is unknown to it".into()
-            }
-            Some(_) => "no longer held by the publisher's replay ring".into(),
-        };
-        for (a, b) in holes {
-            self.unrecoverable(key, a, b, why.clone());
+        let deadline = Instant::now() + self.opts.replay_timeout;
+        if let Some(stream) = self.streams.get_mut(key) {
+            stream.request = Some((from, to));
+            stream.replay_deadline = Some(deadline);
+            stream.replayed = 0;
+            stream.requested_upto = stream.requested_upto.max(to);
         }
     }
 
-    fn unrecoverable(&mut self, key: &str, from: u64, to: u64, detail: String) {
-        self.stats.unrecoverable += to - from + 1;
-        self.event(EventKind::UnrecoverableGap, key, from, to, detail);
+    /// The outstanding request of `key` is over (its ReplayEnd came, or it timed out):
+    /// whatever of its range is still missing is lost for good; then the gaps
+    /// seen meanwhile are asked for.
+    fn finish_request(&mut self, key: &str, why: &str) {
+        let Some(stream) = self.streams.get_mut(key) else {
+            return;
+        };
+        let Some((from, to)) = stream.request.take() else {
+            return;
+        };
+        stream.replay_deadline = None;
+        let replayed = stream.replayed;
+        let lost = self.give_up(key, from, to, why);
+        if lost == 0 {
+            let detail = format!("replayed {replayed}");
+            self.event(EventKind::GapRecovered, key, from, to, detail);
+        }
+        let Some(stream) = self.streams.get_mut(key) else {
+            return;
+        };
+        let wanted = std::mem::take(&mut stream.wanted_upto);
+        let mut next = stream.requested_upto.max(stream.last) + 1;
+        while next <= wanted && stream.held.contains_key(&next) {
+            next += 1;
+        }
+        if next <= wanted {
+            self.request(key, next, wanted);
+        }
+    }
+
+    /// Accounts every number of `from..=to` of `key` that is neither delivered nor held
+    /// as lost for good (events name the ranges), then delivers what follows. Returns
+    /// how many were lost.
+    fn give_up(&mut self, key: &str, from: u64, to: u64, why: &str) -> u64 {
+        let Some(stream) = self.streams.get_mut(key) else {
+            return 0;
+        };
+        let mut holes = Vec::new();
+        let mut cursor = from.max(stream.last + 1);
+        if cursor <= to {
+            for &n in stream.held.range(cursor..=to).map(|(n, _)| n) {
+                if n > cursor {
+                    holes.push((cursor, n - 1));
+                }
+                cursor = n + 1;
+            }
+            if cursor <= to {
+                holes.push((cursor, to));
+            }
+        }
+        // Ranges already given up are not lost twice.
+        let already = stream.lost.clone();
+        let holes: Vec<(u64, u64)> = holes
+            .into_iter()
+            .flat_map(|h| subtract(h, &already))
+            .collect();
+        stream.top = stream.top.max(to);
+        stream.lost.extend(holes.iter().copied());
+        stream.lost.sort_unstable();
+        let mut count = 0;
+        for (a, b) in holes {
+            count += b - a + 1;
+            self.stats.unrecoverable += b - a + 1;
+            self.event(EventKind::UnrecoverableGap, key, a, b, why.to_owned());
+        }
+        self.flush(key);
+        count
+    }
+
+    /// Delivers the held messages that are next in sequence, skipping lost ranges.
+    fn flush(&mut self, key: &str) {
+        let Some(stream) = self.streams.get_mut(key) else {
+            return;
+        };
+        loop {
+            let next = stream.last + 1;
+            if let Some(entry) = stream.held.first_entry() {
+                if *entry.key() <= next {
+                    let n = *entry.key();
+                    let r = entry.remove();
+                    if n == next {
+                        stream.last = n;
+                        self.out.push_back(r);
+                    }
+                    continue;
+                }
+            }
+            if let Some(&(a, b)) = stream.lost.first() {
+                if b <= stream.last {
+                    stream.lost.remove(0);
+                    continue;
+                }
+                if a <= next {
+                    stream.last = b;
+                    stream.lost.remove(0);
+                    continue;
+                }
+            }
+            return;
+        }
+    }
+
+    /// A frame from the control socket: replayed data or a ReplayEnd.
+    fn on_control_frame(&mut self, frame: &[u8]) {
+        let env = match wire::decode_with_limit(frame, self.opts.max_payload) {
+            Ok(env) => env,
+            Err(e) => return self.reject(&e),
+        };
+        if env.type_id == v1::ReplayEnd::TYPE.type_id {
+            match wire::decode_message::<v1::ReplayEnd>(&env) {
+                Ok(end) => self.on_replay_end(&end),
+                Err(e) => self.reject(&e),
+            }
+            return;
+        }
+        if env.channel == self.channel.name {
+            self.on_replayed(&env);
+        }
+    }
+
+    fn on_replay_end(&mut self, end: &v1::ReplayEnd) {
+        if Some(end.publisher_id) != self.pid {
+            return; // about a previous publisher: already given up at the restart
+        }
+        let key = if self.keys.is_empty() {
+            ""
+        } else {
+            end.key.as_str()
+        };
+        let current = self
+            .streams
+            .get(key)
+            .and_then(|s| s.request)
+            .is_some_and(|r| r == (end.from_seq, end.to_seq));
+        if !current {
+            return; // the end of an earlier, timed-out request
+        }
+        let why = if end.unknown_publisher {
+            "the publisher restarted: this publisher id is unknown to it"
+        } else {
+            "no longer held by the publisher's replay ring"
+        };
+        let key = key.to_owned();
+        self.finish_request(&key, why);
     }
 
     fn send_control<T: SchemaMessage>(&mut self, msg: &T) -> Result<()> {
@@ -842,15 +1051,20 @@ impl<M: SchemaMessage> Subscriber<M> {
                 self.follow(end.publisher_id);
                 self.snapshot_seq = Some((end.publisher_id, end.seq));
                 if self.keys.is_empty() {
-                    self.last.insert(String::new(), end.seq);
+                    self.streams.insert(String::new(), Stream::new(end.seq));
                 }
                 for r in frames {
                     if r.publisher_id != end.publisher_id {
                         continue;
                     }
                     if !self.keys.is_empty() {
-                        let entry = self.last.entry(r.key.clone()).or_insert(0);
-                        *entry = (*entry).max(r.key_seq);
+                        let stream = self
+                            .streams
+                            .entry(r.key.clone())
+                            .or_insert_with(|| Stream::new(0));
+                        if r.key_seq > stream.last {
+                            *stream = Stream::new(r.key_seq);
+                        }
                     }
                     self.out.push_back(r);
                 }
@@ -864,6 +1078,28 @@ impl<M: SchemaMessage> Subscriber<M> {
             }
         }
     }
+}
+
+/// The parts of `range` outside every range of `sorted` (ascending, disjoint).
+fn subtract(range: (u64, u64), sorted: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let (mut a, b) = range;
+    let mut out = Vec::new();
+    for &(x, y) in sorted {
+        if y < a || x > b {
+            continue;
+        }
+        if x > a {
+            out.push((a, x - 1));
+        }
+        if y >= b {
+            return out;
+        }
+        a = y + 1;
+    }
+    if a <= b {
+        out.push((a, b));
+    }
+    out
 }
 
 impl<M> std::fmt::Debug for Subscriber<M> {

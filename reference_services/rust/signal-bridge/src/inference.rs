@@ -68,6 +68,13 @@ impl TradingModelInference {
         Self::build(&entry.path, &entry.input, &entry.output)
     }
 
+    /// [`TradingModelInference::from_registry`] restricted to entries named `name`
+    /// ([`Registry::resolve_named`]).
+    pub fn from_registry_named(registry: &Path, spec: &str, name: &str) -> Result<Self> {
+        let entry = Registry::open(registry)?.load_named(spec, name, &FEATURE_NAMES)?;
+        Self::build(&entry.path, &entry.input, &entry.output)
+    }
+
     fn build(path: &Path, input: &str, output: &str) -> Result<Self> {
         let env = runtime::environment()?;
         let session = Session::builder(env)?

@@ -1,6 +1,8 @@
 //! signal-bridge CLI.
 //!
 //! ```text
+//! signal-bridge [--config PATH]      the service (reference_services/SPEC.md section 4):
+//!                                    market data in, TradingSignal out, model from [model]
 //! signal-bridge (--model PATH | --registry DIR [--version latest|N|PIN]) MODE
 //!   --test-inference             JSON {input, output, signals, ...} on deterministic rows
 //!                                computed by tradewire-features (per-tick path)
@@ -8,6 +10,8 @@
 //!   --bench-tick N               per-tick features + single-row inference latency (µs)
 //! ```
 //! Exit status 2 on usage errors, 1 on any load/inference error (printed to stderr).
+
+mod service;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -164,7 +168,24 @@ fn run(args: Args) -> Result<(), BridgeError> {
     Ok(())
 }
 
+/// Arguments that select the one-shot inference modes rather than the service.
+const MODE_FLAGS: [&str; 6] = [
+    "--model",
+    "--registry",
+    "--version",
+    "--test-inference",
+    "--test-inference-file",
+    "--bench-tick",
+];
+
 fn main() {
+    if !std::env::args()
+        .skip(1)
+        .any(|a| MODE_FLAGS.contains(&a.split('=').next().unwrap_or("")))
+    {
+        service::run();
+        return;
+    }
     let args = match parse() {
         Ok(a) => a,
         Err(msg) => {

@@ -126,9 +126,62 @@ impl Registry {
         })
     }
 
+    /// Like [`Registry::resolve`], restricted to entries named `name` (any name when
+    /// empty), as the services choose their model (reference_services/SPEC.md 4):
+    /// `latest` is the registry's latest entry if it has that name, else the highest
+    /// version with that name; a version or pin must have that name.
+    pub fn resolve_named(&self, spec: &str, name: &str) -> Result<ModelEntry> {
+        if name.is_empty() {
+            return self.resolve(spec);
+        }
+        if spec == "latest" {
+            if let Ok(entry) = self.resolve("latest") {
+                if entry.name == name {
+                    return Ok(entry);
+                }
+            }
+            let version = self
+                .raw
+                .models
+                .iter()
+                .filter(|m| m.name == name)
+                .map(|m| m.version)
+                .max()
+                .ok_or_else(|| {
+                    let mut names: Vec<&str> =
+                        self.raw.models.iter().map(|m| m.name.as_str()).collect();
+                    names.sort_unstable();
+                    names.dedup();
+                    self.err(format!("no model named {name:?} (registered: {names:?})"))
+                })?;
+            return self.resolve(&version.to_string());
+        }
+        let entry = self.resolve(spec)?;
+        if entry.name != name {
+            return Err(self.err(format!(
+                "{spec:?} is model v{} named {:?}, not {name:?}",
+                entry.version, entry.name
+            )));
+        }
+        Ok(entry)
+    }
+
+    /// [`Registry::resolve_named`], then the checks of [`Registry::load`].
+    pub fn load_named(
+        &self,
+        spec: &str,
+        name: &str,
+        expected_features: &[&str],
+    ) -> Result<ModelEntry> {
+        self.verify(self.resolve_named(spec, name)?, expected_features)
+    }
+
     /// Resolve, then verify the file's sha256 and the feature names/order.
     pub fn load(&self, spec: &str, expected_features: &[&str]) -> Result<ModelEntry> {
-        let entry = self.resolve(spec)?;
+        self.verify(self.resolve(spec)?, expected_features)
+    }
+
+    fn verify(&self, entry: ModelEntry, expected_features: &[&str]) -> Result<ModelEntry> {
         let actual = sha256_file(&entry.path)?;
         if actual != entry.sha256 {
             return Err(BridgeError::Integrity {

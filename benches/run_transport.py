@@ -1,0 +1,286 @@
+"""End-to-end transport benchmarks, tradewire beside the raw transports, in one run.
+
+    python benches/run_transport.py [--samples 20000] [--quick] [--out benches/results]
+
+RTT: a PAIR echo with one frame per message, same MarketData, closed loop (max rate) and
+at a fixed rate; raw pyzmq and raw libzmq (Rust zmq crate) are the baselines.
+Throughput: PUB/SUB, raw vs tradewire Publisher/Subscriber (sequence, handshake, replay).
+Writes transport.json, transport.md and rtt_cdf.png; prints the Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PY_PEER = [sys.executable, str(ROOT / "benches" / "py_peer.py")]
+RUST_PEER = [str(ROOT / "target" / "release" / "tradewire-bench")]
+PEERS = {"py": PY_PEER, "rust": RUST_PEER}
+
+RTT_CASES = [  # name, client, server, mode
+    ("raw pyzmq", "py", "py", "raw"),
+    ("raw libzmq (Rust)", "rust", "rust", "raw"),
+    ("tradewire Python↔Python", "py", "py", "typed"),
+    ("tradewire Python→Rust", "py", "rust", "typed"),
+    ("tradewire Rust↔Rust", "rust", "rust", "typed"),
+]
+THROUGHPUT_CASES = [  # name, publisher, subscriber, mode, count
+    ("raw pyzmq PUB→SUB", "py", "py", "raw", 200_000),
+    ("tradewire Python→Python", "py", "py", "typed", 200_000),
+    ("raw libzmq (Rust) PUB→SUB", "rust", "rust", "raw", 1_000_000),
+    ("tradewire Rust→Rust", "rust", "rust", "typed", 1_000_000),
+    ("tradewire Rust→Python", "rust", "py", "typed", 200_000),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def endpoint(transport: str, tmp: Path, name: str) -> str:
+    if transport == "ipc":
+        return f"ipc://{tmp}/{name}"
+    return f"tcp://127.0.0.1:{free_port()}"
+
+
+def _ready(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.strip().startswith('{"ready"'):
+        raise RuntimeError(f"peer did not start: {line!r}")
+
+
+def rtt(
+    name: str,
+    client: str,
+    server: str,
+    mode: str,
+    ep: str,
+    samples: int,
+    rate: float,
+    samples_out: Path,
+) -> dict[str, Any]:
+    srv = subprocess.Popen(
+        [*PEERS[server], "echo-server", "--endpoint", ep, "--mode", mode],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _ready(srv)
+        out = subprocess.run(
+            [
+                *PEERS[client],
+                "echo-client",
+                "--endpoint",
+                ep,
+                "--mode",
+                mode,
+                "--count",
+                str(samples),
+                "--warmup",
+                str(max(1000, samples // 10)),
+                "--rate",
+                str(rate),
+                "--samples-out",
+                str(samples_out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        srv.wait(30)
+    finally:
+        srv.kill()
+        srv.wait()
+        if srv.stdout:
+            srv.stdout.close()
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result.update(case=name, mode=mode, client=client, server=server, rate=rate)
+    return result
+
+
+def throughput(name: str, pub: str, sub: str, mode: str, count: int, ep: str) -> dict[str, Any]:
+    p = subprocess.Popen(
+        [*PEERS[pub], "pub", "--endpoint", ep, "--mode", mode, "--count", str(count)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    s = None
+    try:
+        _ready(p)
+        s = subprocess.Popen(
+            [*PEERS[sub], "sub", "--endpoint", ep, "--mode", mode, "--count", str(count)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        _ready(s)
+        assert p.stdin is not None and p.stdout is not None and s.stdout is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        sent = json.loads(p.stdout.readline())
+        received = json.loads(s.stdout.readline())
+        p.stdin.write("done\n")
+        p.stdin.flush()
+        p.wait(30)
+        s.wait(30)
+    finally:
+        for proc in (p, s):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+                for stream in (proc.stdin, proc.stdout):
+                    if stream:
+                        stream.close()
+    return {
+        "case": name,
+        "mode": mode,
+        "publisher": pub,
+        "subscriber": sub,
+        "published_per_sec": sent["msgs_per_sec"],
+        "received": received["count"],
+        "received_per_sec": received["msgs_per_sec"],
+        "count": count,
+    }
+
+
+def ratio(results: list[dict[str, Any]], case: str, base: str, key: str) -> float | None:
+    a = next((r for r in results if r["case"] == case), None)
+    b = next((r for r in results if r["case"] == base), None)
+    return round(a[key] / b[key], 3) if a and b and b[key] else None
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [f"Machine: {report['machine']}  ", f"Date: {report['date']}", ""]
+    for transport, runs in report["rtt"].items():
+        lines += [
+            f"### RTT over {transport} (µs, {report['samples']:,} samples after warm-up)",
+            "",
+            "| case | rate | p50 | p99 | p99.9 | vs raw p50 | vs raw p99 |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in runs:
+            rate = "max" if not r["rate"] else f"{r['rate']:,.0f}/s"
+            lines.append(
+                f"| {r['case']} | {rate} | "
+                f"{r['p50_us']:.1f} | {r['p99_us']:.1f} | {r['p999_us']:.1f} | "
+                f"{r.get('ratio_p50', '') or ''} | {r.get('ratio_p99', '') or ''} |"
+            )
+        lines.append("")
+    lines += [
+        "### Pub/sub throughput (MarketData, ipc)",
+        "",
+        "| case | published msg/s | received msg/s | received |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in report["throughput"]:
+        lines.append(
+            f"| {r['case']} | {r['published_per_sec']:,.0f} | "
+            f"{r['received_per_sec']:,.0f} | {r['received']:,}/{r['count']:,} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_cdf(sample_files: dict[str, Path], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for label, path in sample_files.items():
+        values = [float(v) for v in path.read_text().split()]
+        if values:
+            ax.plot(values, [(i + 1) / len(values) for i in range(len(values))], label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("round-trip time (µs, log scale)")
+    ax.set_ylabel("fraction of messages")
+    ax.set_title("Echo RTT over ipc, max rate")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=20_000)
+    parser.add_argument("--fixed-rate", type=float, default=5_000.0)
+    parser.add_argument("--quick", action="store_true", help="few samples, ipc only (smoke)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benches" / "results")
+    args = parser.parse_args()
+    samples = 2_000 if args.quick else args.samples
+    args.out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "samples": samples,
+        "rtt": {},
+        "throughput": [],
+    }
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        cdf: dict[str, Path] = {}
+        for transport in ("ipc",) if args.quick else ("ipc", "tcp"):
+            runs = []
+            for rate in (0.0,) if args.quick else (0.0, args.fixed_rate):
+                for name, client, server, mode in RTT_CASES:
+                    sample_file = tmp / f"{transport}-{rate}-{len(runs)}.txt"
+                    r = rtt(
+                        name,
+                        client,
+                        server,
+                        mode,
+                        endpoint(transport, tmp, f"e{len(runs)}"),
+                        samples,
+                        rate,
+                        sample_file,
+                    )
+                    runs.append(r)
+                    if transport == "ipc" and not rate:
+                        cdf[name] = sample_file
+                    print(
+                        f"  rtt {transport} {name} rate={rate or 'max'}: p50 {r['p50_us']:.1f} "
+                        f"p99 {r['p99_us']:.1f} µs",
+                        file=sys.stderr,
+                    )
+            for r in runs:
+                base = "raw pyzmq" if r["client"] == "py" else "raw libzmq (Rust)"
+                same = [x for x in runs if x["case"] == base and x["rate"] == r["rate"]]
+                if same and r["case"] != base:
+                    r["ratio_p50"] = round(r["p50_us"] / same[0]["p50_us"], 3)
+                    r["ratio_p99"] = round(r["p99_us"] / same[0]["p99_us"], 3)
+            report["rtt"][transport] = runs
+        for name, pub, sub, mode, count in THROUGHPUT_CASES:
+            if args.quick:
+                count = min(count, 50_000)
+            r = throughput(name, pub, sub, mode, count, endpoint("ipc", tmp, f"t{len(name)}"))
+            report["throughput"].append(r)
+            print(
+                f"  throughput {name}: {r['received_per_sec']:,.0f} msg/s received", file=sys.stderr
+            )
+        plot_cdf(cdf, args.out / "rtt_cdf.png")
+    (args.out / "transport.json").write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(report)
+    (args.out / "transport.md").write_text(table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Latency.*: echo (tick -> signal) round trips and kill-switch acks against budgets.
+
+Rates, sample counts and limits come from conformance/budgets.toml; a missed budget fails
+the case and the measured figures are reported either way.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from tradewire._gen import registry
+from tradewire.conformance._gen import conformance_pb2 as pb
+from tradewire.conformance.context import Budget, Case, CaseFailed, Context, check
+from tradewire.transport import CommandClient, Publisher, Subscriber
+
+MD = registry.MARKET_DATA_TYPE.cls
+CMD = registry.STRATEGY_COMMAND_TYPE.cls
+
+
+def percentile(sorted_us: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of sorted samples."""
+    if not sorted_us:
+        return float("nan")
+    rank = max(1, min(len(sorted_us), round(q / 100 * len(sorted_us) + 0.5)))
+    return sorted_us[rank - 1]
+
+
+def judge(ctx: Context, name: str, budget: Budget, samples_us: list[float], lost: int) -> None:
+    data = sorted(samples_us)
+    figures: dict[str, Any] = {"samples": len(data), "lost": lost, "rate_hz": budget.rate_hz}
+    for label, q in (("p50", 50.0), ("p99", 99.0), ("p99.9", 99.9)):
+        figures[f"{label}_us"] = round(percentile(data, q), 1)
+    figures["max_us"] = round(data[-1], 1) if data else None
+    ctx.measure(name, figures)
+    check(lost == 0, f"{lost} of {budget.samples + budget.warmup} round trips never completed")
+    missed = [
+        f"{k} {figures[k + '_us']:.0f} us > budget {v:.0f} us"
+        for k, v in budget.limits_us.items()
+        if figures.get(k + "_us", 0) > v
+    ]
+    check(not missed, "; ".join(missed))
+
+
+def _echo(ctx: Context, transport: str) -> None:
+    budget = ctx.budgets.get(f"echo_rtt.{transport}")
+    tick_ep, signal_ep = ctx.endpoint(transport), ctx.endpoint(transport)
+    total = budget.warmup + budget.samples
+    sent: dict[int, float] = {}
+    rtt: dict[int, float] = {}
+    with Publisher(tick_ep, channel=registry.MARKET_DATA) as pub:
+        ctx.start(pb.ECHO, endpoint=tick_ep, out_endpoint=signal_ep)
+        with Subscriber(signal_ep, channel=registry.SIGNALS, subscribe_timeout=10) as sub:
+            ctx.submit(echo=pb.Echo(count=total, idle_ms=3000))
+
+            def take(until: float) -> None:
+                while True:
+                    left = until - time.perf_counter()
+                    got = sub.recv(timeout=max(0.0, left))
+                    if got is None:
+                        return
+                    i = got.message.timestamp_us
+                    if i in sent:
+                        rtt[i] = (time.perf_counter() - sent[i]) * 1e6
+                    if left <= 0:
+                        return
+
+            interval = 1 / budget.rate_hz
+            next_at = time.perf_counter()
+            for i in range(1, total + 1):
+                take(next_at)
+                sent[i] = time.perf_counter()
+                pub.publish(MD(symbol="AAPL", price=float(i), timestamp_us=i))
+                next_at += interval
+            end = time.perf_counter() + 3
+            while len(rtt) < total and time.perf_counter() < end:
+                take(min(end, time.perf_counter() + 0.05))
+            report = ctx.report()
+    ctx.stop()
+    samples = [v for k, v in rtt.items() if k > budget.warmup]
+    check(report.published >= len(rtt), "testee reports fewer echoes than received")
+    judge(ctx, f"echo_rtt.{transport}", budget, samples, total - len(rtt))
+
+
+def _kill_switch(ctx: Context) -> None:
+    budget = ctx.budgets.get("kill_switch_ack")
+    ep = ctx.endpoint()
+    total = budget.warmup + budget.samples
+    ctx.start(pb.COMMAND_SERVER, endpoint=ep)
+    ctx.submit(serve=pb.Serve(count=total, idle_ms=3000))
+    rtts: list[float] = []
+    lost = 0
+    client: CommandClient[Any, Any]
+    with CommandClient(ep, channel=registry.COMMANDS) as client:
+        interval = 1 / budget.rate_hz
+        next_at = time.perf_counter()
+        for i in range(total):
+            time.sleep(max(0.0, next_at - time.perf_counter()))
+            next_at += interval
+            t0 = time.perf_counter()
+            try:
+                client.send(CMD(command_id=uuid.uuid4().hex, type=CMD.KILL_SWITCH), timeout=5)
+            except TimeoutError:
+                lost += 1
+                continue
+            if i >= budget.warmup:
+                rtts.append((time.perf_counter() - t0) * 1e6)
+    report = ctx.report()
+    ctx.stop()
+    if len(report.applied) != total or not report.kill_switch:
+        raise CaseFailed(
+            f"server applied {len(report.applied)} of {total} kill switches "
+            f"(engaged: {report.kill_switch})"
+        )
+    judge(ctx, "kill_switch_ack", budget, rtts, lost)
+
+
+def cases() -> Iterator[Case]:
+    for transport in ("ipc", "tcp"):
+        yield Case(
+            f"Latency.EchoRtt.{transport}",
+            True,
+            f"tick -> signal round trip through the testee over {transport}: "
+            "p50/p99/p99.9 within conformance/budgets.toml",
+            lambda c, t=transport: _echo(c, t),  # type: ignore[misc]
+            "runner:publisher+subscriber x testee:echo",
+        )
+    yield Case(
+        "Latency.KillSwitchAck",
+        True,
+        "KILL_SWITCH command -> ack round trip within budget",
+        _kill_switch,
+        "runner:command-client x testee:command-server",
+    )

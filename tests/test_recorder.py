@@ -1,0 +1,172 @@
+"""The recorder over the real transport: restart and resume through replay, a full replay
+leaving the database identical, and load (100 k updates/s for 10 s, nothing lost), each
+against SQLite and PostgreSQL (see test_persistence.py for the db_url fixture)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from test_persistence import DAY1_US, db_url  # noqa: F401  (fixture)
+
+from tradewire.channels import OrdersPublisher, PositionsPublisher
+from tradewire.messages import Order, Position
+from tradewire.persistence import TradingDatabase, open_engine, schema, store
+from tradewire.persistence.recorder import Recorder
+from tradewire.persistence.simulate import SyntheticEngine
+
+
+def _seqs(engine: sa.Engine) -> list[int]:
+    t = schema.order_audit_trail
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(t.c.seq).order_by(t.c.seq)).scalars())
+
+
+def test_restart_resumes_from_stored_seq_and_full_replay_changes_nothing(
+    db_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    messages = list(itertools.islice(SyntheticEngine(seed=4, start_us=DAY1_US), 3000))
+    o_ep, p_ep = f"ipc://{tmp_path}/orders.ipc", f"ipc://{tmp_path}/positions.ipc"
+    engine = open_engine(db_url)
+    with OrdersPublisher(o_ep) as po, PositionsPublisher(p_ep) as pp:
+
+        def publish(part: list[Order | Position]) -> None:
+            for m in part:
+                if isinstance(m, Order):
+                    po.publish(m)
+                else:
+                    pp.publish(m)
+
+        options = {"orders": o_ep, "positions": p_ep, "snapshot_interval": 0.5}
+        with Recorder(engine, **options) as rec:  # type: ignore[arg-type]
+            publish(messages[:1000])
+            assert rec.run(count=1000, duration=30).recorded == 1000
+        publish(messages[1000:2000])  # the recorder is down
+        with Recorder(engine, **options) as rec:  # type: ignore[arg-type]
+            publish(messages[2000:])
+            stats = rec.run(count=2000, duration=30)
+        assert stats.recorded == 2000 and stats.lost == 0
+        kinds = [e.kind for e in stats.events]
+        assert "gap_recovered" in kinds and "unrecoverable_gap" not in kinds
+        assert _seqs(engine) == list(range(1, po.stats.sent + 1))
+        db = TradingDatabase(engine)
+        progress = db.get_stream_progress().set_index("channel")
+        assert progress.loc["orders", "last_seq"] == po.stats.sent
+        assert progress.loc["positions", "last_seq"] == pp.stats.sent
+        assert progress["lost"].tolist() == [0, 0] and db.get_stream_gaps().empty
+        last = {m.symbol: m for m in messages if isinstance(m, Position)}
+        positions = db.get_positions().set_index("symbol")
+        for symbol, p in last.items():
+            assert positions.loc[symbol, "quantity"] == p.quantity
+            assert positions.loc[symbol, "realized_pnl"] == p.realized_pnl
+
+        before = store.dump(engine)
+        # ignore the stored progress: the publishers replay all 3000 from their rings
+        with Recorder(engine, resume=False, **options) as rec:  # type: ignore[arg-type]
+            stats = rec.run(duration=2.0)
+        assert stats.recorded == 0 and stats.duplicates == len(messages)
+        assert store.dump(engine) == before
+    engine.dispose()
+
+
+def _simulator(args: list[str]) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tradewire.persistence.simulate", "--wait-stdin", *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    ready = json.loads(proc.stdout.readline())
+    assert ready["ready"], ready
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_load_100k_updates_per_second_for_10s_nothing_lost(
+    db_url: str,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Orders at 75 k/s and positions at 25 k/s, each from its own publisher process, for
+    10 s; the recorder buffers what it cannot write at once (unbounded receive queue, large
+    replay rings as the second line) and must store every message exactly once. The rates
+    are reported, not asserted: they depend on the machine."""
+    seconds, rates = 10, {"orders": 75_000, "positions": 25_000}
+    counts = {channel: rate * seconds for channel, rate in rates.items()}
+    total = sum(counts.values())
+    o_ep, p_ep = f"ipc://{tmp_path}/orders.ipc", f"ipc://{tmp_path}/positions.ipc"
+    common = ["--pool", "20000", "--ring", str(total), "--start-us", str(DAY1_US)]
+    procs = [
+        _simulator(["--orders", o_ep, "--count", str(counts["orders"]),
+                    "--rate", str(rates["orders"]), *common]),
+        _simulator(["--positions", p_ep, "--count", str(counts["positions"]),
+                    "--rate", str(rates["positions"]), *common]),
+    ]  # fmt: skip
+    engine = open_engine(db_url)
+    try:
+        with Recorder(engine, orders=o_ep, positions=p_ep, snapshot_interval=1.0,
+                      batch_size=20_000, flush_interval=0.25) as rec:  # fmt: skip
+            t0 = time.perf_counter()
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            stats = rec.run(count=total, duration=300)
+            elapsed = time.perf_counter() - t0
+        summaries = [json.loads(proc.stdout.readline()) for proc in procs]  # type: ignore[union-attr]
+    finally:
+        for proc in procs:
+            proc.communicate(timeout=30)
+    offered = sum(s["published"] for s in summaries) / max(s["seconds"] for s in summaries)
+    with capsys.disabled():
+        print(f"\n[{engine.dialect.name}] published {total:,} in "
+              f"{max(s['seconds'] for s in summaries):.1f} s ({offered:,.0f}/s offered); "
+              f"recorder sustained {stats.rate():,.0f} msgs/s (first receive to last commit), "
+              f"all stored {elapsed:.1f} s after the start; {stats.batches} transactions, "
+              f"{stats.commit_seconds:.1f} s inside them")  # fmt: skip
+    assert [s["published"] for s in summaries] == [counts["orders"], counts["positions"]]
+    assert stats.recorded == total and stats.lost == 0 and stats.duplicates == 0
+    db = TradingDatabase(engine)
+    assert db.counts()["order_audit_trail"] == counts["orders"]
+    assert _seqs(engine) == list(range(1, counts["orders"] + 1))
+    progress = db.get_stream_progress().set_index("channel")
+    assert progress.loc["orders", "last_seq"] == counts["orders"]
+    assert progress.loc["positions", "last_seq"] == counts["positions"]
+    assert progress.loc["positions", "messages"] == counts["positions"]
+    assert db.get_stream_gaps().empty
+    engine.dispose()
+
+
+def test_cli_record_then_report(tmp_path: Path) -> None:
+    o_ep, p_ep = f"ipc://{tmp_path}/orders.ipc", f"ipc://{tmp_path}/positions.ipc"
+    sim = _simulator(["--orders", o_ep, "--positions", p_ep, "--count", "4000",
+                      "--step-us", "5000"])  # fmt: skip
+    db = tmp_path / "rec.db"
+    record = subprocess.Popen(
+        [sys.executable, "-m", "tradewire.cli", "record", "--orders", o_ep, "--positions", p_ep,
+         "--db", str(db), "--count", "4000", "--snapshot-interval", "1", "--duration", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(0.5)  # whatever is published before the recorder joins is backfilled
+        assert sim.stdin is not None
+        sim.stdin.write("go\n")
+        sim.stdin.flush()
+        out, err = record.communicate(timeout=90)
+    finally:
+        sim.communicate(timeout=30)
+    assert record.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["orders"] + summary["positions"] == 4000 and summary["lost"] == 0
+    report = subprocess.run(
+        [sys.executable, "-m", "tradewire.cli", "report", "--db", str(db), "--out",
+         str(tmp_path / "rep")], capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert report.stdout.startswith("report: ") and (tmp_path / "rep" / "index.html").exists()
