@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Self
 
 import zmq
+from google.protobuf.message import DecodeError
 
 from tradewire import wire
 from tradewire._gen import registry
@@ -92,6 +93,8 @@ class Subscriber(Endpoint, Generic[M]):
         self.events: deque[TransportEvent] = deque(maxlen=10_000)
         self._on_event = on_event
         self._cls: type[M] = self.channel.message.cls
+        self._full_name = self.channel.message.full_name
+        self._fingerprint = self.channel.message.fingerprint
         self._type_id = self.channel.message.type_id
         self._strict = strict_schema
         self._peer_timeout = peer_timeout
@@ -290,13 +293,22 @@ class Subscriber(Endpoint, Generic[M]):
         log.warning("rejected frame on %s: %s: %s", self.channel.name, exc.kind, exc)
 
     def _decode(self, env: wire.Envelope) -> Received[M] | None:
-        """The channel's message, or None (counted) when the payload is bad."""
+        """The channel's message (type id already checked), or None (counted) when the
+        payload is bad or, in strict mode, from another schema revision."""
         try:
-            message: M = wire.parse_payload(env, self._cls, strict=self._strict)
-        except wire.WireError as exc:
-            self._reject(exc)
+            message: M = self._cls.FromString(env.payload)
+        except DecodeError as exc:
+            self._reject(wire.BadPayload(f"payload is not a valid {self._full_name}: {exc}"))
             return None
-        if env.fingerprint != self.channel.message.fingerprint:
+        if env.fingerprint != self._fingerprint:
+            if self._strict:
+                self._reject(
+                    wire.SchemaMismatch(
+                        f"{self._full_name} fingerprint {env.fingerprint:#018x} != local "
+                        f"{self._fingerprint:#018x}"
+                    )
+                )
+                return None
             self.stats.schema_mismatch += 1
         return Received(message, env)
 
@@ -311,7 +323,9 @@ class Subscriber(Endpoint, Generic[M]):
             return None
 
     def _accept(self, frame: bytes, from_replay: bool) -> None:
-        self._mark_alive()
+        self._last_rx = time.monotonic()
+        if self._peer_lost:
+            self._mark_alive()
         env = self._envelope(frame)
         if env is None:
             return
@@ -321,10 +335,25 @@ class Subscriber(Endpoint, Generic[M]):
         got = self._decode(env)
         if got is None:
             return
-        self._check_publisher(env.publisher_id)
-        key = "" if self.keys is None else env.key
-        stream = self._streams.setdefault((env.publisher_id, key), _Stream(last=0))
-        number = env.seq if self.keys is None else env.key_seq
+        pid = env.publisher_id
+        if pid != self._publisher_id:
+            self._check_publisher(pid)
+        if self.keys is None:
+            key, number = "", env.seq
+        else:
+            key, number = env.key, env.key_seq
+        stream = self._streams.get((pid, key))
+        if stream is None:
+            stream = self._streams[(pid, key)] = _Stream(last=0)
+        if number == stream.last + 1 and not stream.held and not from_replay:  # the usual case
+            stream.last = number
+            if number > stream.top:
+                stream.top = number
+            self._ready.append(got)
+            self.stats.received += 1
+            if stream.lost:
+                self._flush(stream)
+            return
         if number <= stream.last or number in stream.held:
             self.stats.duplicates += 1
             return
@@ -339,7 +368,7 @@ class Subscriber(Endpoint, Generic[M]):
             return
         stream.held[number] = got
         if not from_replay:
-            self._see(env.publisher_id, key, stream, number)
+            self._see(pid, key, stream, number)
 
     def _see(self, publisher_id: int, key: str, stream: _Stream, number: int) -> None:
         """A live number (or one a heartbeat announces): anything skipped is a new gap."""
