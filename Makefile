@@ -5,7 +5,8 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-CARGO_RELEASE := cargo build --release --locked -p tradewire -p signal-bridge --bins
+CARGO_RELEASE := cargo build --release --locked -p tradewire -p signal-bridge -p market-data \
+    -p execution-engine -p tradewire-config --bins
 # The Python extension (tradewire._features) is built by pip from these crates.
 EXTENSION_SOURCES := $(shell find crates/features crates/features-py -name '*.rs' -o -name Cargo.toml -o -name '*.py' 2>/dev/null)
 
@@ -23,9 +24,9 @@ $(STAMP): pyproject.toml $(EXTENSION_SOURCES)
 rust-bins:
 	$(CARGO_RELEASE)
 
-## demo: Python -> Rust -> Python round trip of every message type, with bytes
+## demo: the pipeline (market data -> signals -> orders) with a live dashboard
 demo: venv rust-bins
-	$(VENV)/bin/tradewire demo --roundtrip
+	$(VENV)/bin/tradewire demo
 
 ## codegen: regenerate Python and Rust code from schema/
 codegen: venv
@@ -59,7 +60,7 @@ pytest: venv rust-bins
 	$(VENV)/bin/pytest
 
 cargo-test:
-	cargo test --workspace --locked
+	cargo test --workspace --release --locked
 
 ## test: everything CI runs
 test: venv check-codegen check-vectors lint typecheck fmt clippy pytest cargo-test

@@ -149,7 +149,7 @@ def publisher(args: argparse.Namespace) -> None:
 
 def subscriber(args: argparse.Namespace) -> None:
     if args.mode == "typed":
-        with MarketDataSubscriber(args.endpoint, rcvhwm=0) as sub:
+        with MarketDataSubscriber(args.endpoint, rcvhwm=0) as sub:  # unbounded, like raw
             print(json.dumps({"ready": True}), flush=True)
             got, t0 = 0, 0.0
             while got < args.count:

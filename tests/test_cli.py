@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,54 @@ def test_control_times_out_with_status_2(
 def test_control_rejects_malformed_parameters(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="expected NAME=NUMBER"):
         cli_main(["control", "--endpoint", f"ipc://{tmp_path}/x", "risk-limits", "--set", "oops"])
+
+
+def test_orders_tracks_fills_rejects_positions_and_saves_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tradewire.channels import OrdersPublisher, PositionsPublisher
+    from tradewire.messages import Order, Position
+
+    orders_ep, positions_ep = f"ipc://{tmp_path}/o", f"ipc://{tmp_path}/p"
+    history = tmp_path / "history.csv"
+    with OrdersPublisher(orders_ep) as orders, PositionsPublisher(positions_ep) as positions:
+        positions.publish(Position(symbol="AAPL", quantity=100, avg_cost=10.5))
+        result: list[int] = []
+        tracker = threading.Thread(
+            target=lambda: result.append(
+                cli_main(
+                    [
+                        "orders",
+                        "--orders",
+                        orders_ep,
+                        "--positions",
+                        positions_ep,
+                        "--count",
+                        "3",
+                        "--csv",
+                        str(history),
+                        "--json",
+                    ]
+                )
+            )
+        )
+        tracker.start()
+        while orders.stats.handshakes < 1 or positions.stats.handshakes < 1:
+            time.sleep(0.01)  # the tracker's subscriptions are live
+        orders.publish(Order(order_id="1", symbol="AAPL", status=Order.SUBMITTED))
+        orders.publish(Order(order_id="1", symbol="AAPL", status=Order.FILLED))
+        orders.publish(
+            Order(
+                order_id="2",
+                symbol="MSFT",
+                status=Order.REJECTED,
+                rejection_reason="max_position_size 1000 exceeded",
+            )
+        )
+        tracker.join(10)
+    assert result == [0]
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["filled"], summary["rejected"], summary["updates"]) == (1, 1, 3)
+    assert summary["positions"]["AAPL"]["quantity"] == 100
+    rows = history.read_text().splitlines()
+    assert len(rows) == 4 and "max_position_size 1000 exceeded" in rows[3]

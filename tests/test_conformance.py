@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -76,6 +77,15 @@ def test_case_names_and_levels() -> None:
     assert {c.level for c in cases} == {"required", "recommended"}
 
 
+def _assert_tick_to_signal(report: runner.Report) -> None:
+    (result,) = [r for r in report.results if r.case.name == "Latency.TickToSignal"]
+    assert result.status == "pass", result.detail
+    figures = result.measured["tick_to_signal"]
+    budget = tomllib.loads((CONF / "budgets.toml").read_text())["tick_to_signal"]
+    assert figures["samples"] == budget["samples"] and figures["lost"] == 0
+    assert 0 < figures["p50_us"] <= figures["p99_us"] <= figures["p99.9_us"]
+
+
 def test_matrix_python_testee(tmp_path: Path) -> None:
     report = _run(PY_TESTEE, failure_list=CONF / "failures" / "python.txt")
     assert report.ok, _explain(report)
@@ -83,7 +93,13 @@ def test_matrix_python_testee(tmp_path: Path) -> None:
     xml = ET.fromstring(runner.junit(report))
     assert int(xml.find("testsuite").get("tests", "0")) > 0  # type: ignore[union-attr]
     latency = {r.case.name: r.measured for r in report.results if r.measured}
-    assert set(latency) == {"Latency.EchoRtt.ipc", "Latency.EchoRtt.tcp", "Latency.KillSwitchAck"}
+    assert set(latency) == {
+        "Latency.EchoRtt.ipc",
+        "Latency.EchoRtt.tcp",
+        "Latency.TickToSignal",
+        "Latency.KillSwitchAck",
+    }
+    _assert_tick_to_signal(report)
     print(json.dumps(latency, indent=1))
 
 
@@ -98,6 +114,7 @@ def test_matrix_rust_testee(rust_testee: str) -> None:
         "SchemaEvolution.V2ToV1.NewFieldsPreserved",
     }
     assert sum(1 for r in report.results if r.case.category == "Transport") >= 20
+    _assert_tick_to_signal(report)
 
 
 @pytest.mark.parametrize(

@@ -209,7 +209,7 @@ class RustSubscriberOutput:
         with self._changed:
             while not done():
                 left = deadline - time.monotonic()
-                if left <= 0 or not self._thread.is_alive() and not done():
+                if left <= 0 or (not self._thread.is_alive() and not done()):
                     raise AssertionError(f"{what}: not reached; events {self.events[-5:]}")
                 self._changed.wait(min(left, 0.05))
 

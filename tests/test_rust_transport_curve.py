@@ -67,8 +67,14 @@ def test_python_clients_against_a_rust_curve_command_server(rust_bin_dir: Path) 
     ), err
 
 
-def _rust_command(rust_bin_dir: Path, endpoint: str, command_id: str, keys: CurveKeyPair | None,
-                  server_public: bytes, deadline_ms: int) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def _rust_command(
+    rust_bin_dir: Path,
+    endpoint: str,
+    command_id: str,
+    keys: CurveKeyPair | None,
+    server_public: bytes,
+    deadline_ms: int,
+) -> subprocess.CompletedProcess[str]:
     curve = [] if keys is None else [
         "--curve-secret", keys.secret.decode(), "--curve-public", keys.public.decode(),
         "--server-key", server_public.decode(),
@@ -94,19 +100,20 @@ def test_rust_client_against_a_python_curve_command_server(
 
     stop = threading.Event()
     curve = CurveServer(server_keys, frozenset({friend.public}))
-    with caplog.at_level(logging.WARNING, logger="tradewire.security"):
-        with CommandsServer(endpoint, handle, curve=curve) as server:
-            thread = threading.Thread(target=server.serve, args=(stop.is_set,), daemon=True)
-            thread.start()
-            try:
-                ok = _rust_command(rust_bin_dir, endpoint, "rs-friend", friend,
-                                   server_keys.public, 5000)  # fmt: skip
-                bad = _rust_command(rust_bin_dir, endpoint, "rs-stranger", stranger,
-                                    server_keys.public, 1000)  # fmt: skip
-                plain = _rust_command(rust_bin_dir, endpoint, "rs-plain", None, b"", 1000)
-            finally:
-                stop.set()
-                thread.join(5)
+    with (
+        caplog.at_level(logging.WARNING, logger="tradewire.security"),
+        CommandsServer(endpoint, handle, curve=curve) as server,
+    ):
+        thread = threading.Thread(target=server.serve, args=(stop.is_set,), daemon=True)
+        thread.start()
+        try:
+            pub_key = server_keys.public
+            ok = _rust_command(rust_bin_dir, endpoint, "rs-friend", friend, pub_key, 5000)
+            bad = _rust_command(rust_bin_dir, endpoint, "rs-stranger", stranger, pub_key, 1000)
+            plain = _rust_command(rust_bin_dir, endpoint, "rs-plain", None, b"", 1000)
+        finally:
+            stop.set()
+            thread.join(5)
     assert ok.returncode == 0, ok.stderr
     ack = json.loads(ok.stdout)
     assert (ack["command_id"], ack["outcome"], ack["duplicate"]) == ("rs-friend", "APPLIED", False)

@@ -54,6 +54,8 @@ def test_kill_switch_is_acknowledged_by_a_rust_engine_under_market_data_load(
     assert line[:2] == ["kill", "kill-under-load"]
     assert int(line[2]) > 20_000, "market data must have been flowing when the kill arrived"
     assert received > 20_000 and after > 0, (received, after)
-    print(f"Rust engine: kill-switch ack {ack_ms:.2f} ms while it published "
-          f"{int(line[3]):,} msg/s; Python subscriber took {received:,} msg in the second "
-          f"before (gaps {stats.gaps}, unrecoverable {stats.unrecoverable})")
+    print(
+        f"Rust engine: kill-switch ack {ack_ms:.2f} ms while it published "
+        f"{int(line[3]):,} msg/s; Python subscriber took {received:,} msg in the second "
+        f"before (gaps {stats.gaps}, unrecoverable {stats.unrecoverable})"
+    )

@@ -381,3 +381,21 @@ def test_curve_command_server_rejects_unknown_keys_and_logs_it(
     assert ack.outcome == CommandAck.APPLIED
     assert applied == ["f"]
     assert f"rejected CURVE client {stranger.public.decode()}" in caplog.text
+
+
+def test_close_is_bounded_when_the_peer_is_gone(endpoint: str) -> None:
+    """Pending sends are dropped after linger (500 ms by default), not kept forever."""
+    client = CommandsClient(endpoint + "-nobody")
+    with pytest.raises(CommandTimeout):
+        client.send(
+            StrategyCommand(type=StrategyCommand.KILL_SWITCH), timeout=0.2, retry_interval=0.05
+        )
+    pub = MarketDataPublisher(endpoint, sndhwm=0)
+    sub = MarketDataSubscriber(endpoint, rcvhwm=10)
+    for i in range(50_000):  # far more than the subscriber takes: frames queue up
+        pub.publish(MarketData(symbol="A", price=i))
+    sub.close()
+    started = time.monotonic()
+    client.close()
+    pub.close()
+    assert time.monotonic() - started < 3.0  # two lingers of 0.5 s, with slack for CI

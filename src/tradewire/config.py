@@ -82,15 +82,16 @@ class MarketDataSettings(_Section):
     symbols: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["AAPL", "MSFT", "GOOG"]
     )
-    rate: float = Field(1000.0, ge=0, allow_inf_nan=False)
+    rate: float = Field(default=1000.0, ge=0, allow_inf_nan=False)
     seed: int = 42
-    start_price: float = Field(100.0, gt=0, allow_inf_nan=False)
+    start_price: float = Field(default=100.0, gt=0, allow_inf_nan=False)
     csv: str = ""
-    volatility: float = Field(0.004, ge=0, allow_inf_nan=False)
-    sim_start_us: int = Field(0, ge=0)
-    count: int = Field(0, ge=0)
-    duration: float = Field(0.0, ge=0, allow_inf_nan=False)
-    wait_subscribers: int = Field(0, ge=0)
+    volatility: float = Field(default=0.004, ge=0, allow_inf_nan=False)
+    sim_start_us: int = Field(default=0, ge=0)
+    count: int = Field(default=0, ge=0)
+    duration: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    wait_subscribers: int = Field(default=0, ge=0)
+    wait_timeout: float = Field(default=10.0, ge=0, allow_inf_nan=False)
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -123,13 +124,13 @@ class ModelSettings(_Section):
 
 
 class SignalSettings(_Section):
-    threshold: float = Field(0.6, gt=0, lt=1)
+    threshold: float = Field(default=0.6, gt=0, lt=1)
 
 
 class RiskSettings(_Section):
-    max_position_size: float = Field(1000.0, gt=0, allow_inf_nan=False)
-    max_daily_loss: float = Field(10000.0, gt=0, allow_inf_nan=False)
-    order_quantity: float = Field(100.0, gt=0, allow_inf_nan=False)
+    max_position_size: float = Field(default=1000.0, gt=0, allow_inf_nan=False)
+    max_daily_loss: float = Field(default=10000.0, gt=0, allow_inf_nan=False)
+    order_quantity: float = Field(default=100.0, gt=0, allow_inf_nan=False)
 
 
 class ExecutionSettings(_Section):
@@ -137,8 +138,8 @@ class ExecutionSettings(_Section):
 
 
 class Budgets(_Section):
-    tick_to_signal_p99_us: int = Field(5000, ge=0)
-    kill_switch_ack_p99_us: int = Field(2000, ge=0)
+    tick_to_signal_p99_us: int = Field(default=5000, ge=0)
+    kill_switch_ack_p99_us: int = Field(default=2000, ge=0)
 
 
 class TradewireConfig(BaseSettings):
@@ -227,7 +228,7 @@ def _describe(exc: ValidationError, where: str, env: Mapping[tuple[str, str], An
         if err["type"] == "extra_forbidden":
             msg = "unknown key" if len(loc) > 1 else "unknown section"
         line = f"{where}: {field}: {msg}"
-        source = env.get(loc[:2]) if len(loc) >= 2 else None
+        source = env.get((loc[0], loc[1])) if len(loc) >= 2 else None
         if source is not None:
             line += f" (from environment {source[0]}={source[1]!r})"
         elif "input" in err and err["type"] != "extra_forbidden":

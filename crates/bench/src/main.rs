@@ -19,7 +19,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use tradewire::transport::{Publisher, Subscriber};
+use tradewire::transport::{Publisher, PublisherOptions, Subscriber, SubscriberOptions};
 use tradewire::v1::MarketData;
 use tradewire::wire;
 
@@ -198,7 +198,13 @@ fn publisher(a: &Args) -> Result<(), String> {
     let mut line = String::new();
     let stdin = std::io::stdin();
     if a.typed {
-        let publisher = Publisher::<MarketData>::bind(&a.endpoint).map_err(|e| e.to_string())?;
+        let options = PublisherOptions {
+            ring_size: a.count as usize, // the ring holds the whole run: nothing is lost
+            sndhwm: 0,
+            ..Default::default()
+        };
+        let publisher =
+            Publisher::<MarketData>::bind_with(&a.endpoint, options).map_err(|e| e.to_string())?;
         println!("{{\"ready\":true}}");
         stdin.read_line(&mut line).map_err(|e| e.to_string())?;
         let t0 = Instant::now();
@@ -227,7 +233,12 @@ fn publisher(a: &Args) -> Result<(), String> {
 
 fn subscriber(a: &Args) -> Result<(), String> {
     if a.typed {
-        let mut sub = Subscriber::<MarketData>::connect(&a.endpoint).map_err(|e| e.to_string())?;
+        let options = SubscriberOptions {
+            rcvhwm: 0,
+            ..Default::default()
+        };
+        let mut sub = Subscriber::<MarketData>::connect_with(&a.endpoint, options)
+            .map_err(|e| e.to_string())?;
         println!("{{\"ready\":true}}");
         let mut got = 0u64;
         let mut t0 = None;

@@ -98,6 +98,7 @@ pub struct MarketData {
     pub count: i64,
     pub duration: f64,
     pub wait_subscribers: i64,
+    pub wait_timeout: f64,
 }
 
 impl Default for MarketData {
@@ -113,6 +114,7 @@ impl Default for MarketData {
             count: 0,
             duration: 0.0,
             wait_subscribers: 0,
+            wait_timeout: 10.0,
         }
     }
 }
@@ -258,8 +260,7 @@ fn parse_env(text: &str, like: &Value) -> Result<Value, String> {
         Value::Array(_) => {
             let t = text.trim();
             let items: Vec<String> = if t.starts_with('[') {
-                serde_json::from_str(t)
-                    .map_err(|e| format!("not a JSON array of strings: {e}"))?
+                serde_json::from_str(t).map_err(|e| format!("not a JSON array of strings: {e}"))?
             } else {
                 t.split(',')
                     .map(str::trim)
@@ -269,7 +270,10 @@ fn parse_env(text: &str, like: &Value) -> Result<Value, String> {
             };
             Ok(Value::Array(items.into_iter().map(Value::String).collect()))
         }
-        other => Err(format!("cannot override {} from the environment", type_name(other))),
+        other => Err(format!(
+            "cannot override {} from the environment",
+            type_name(other)
+        )),
     }
 }
 
@@ -496,7 +500,13 @@ impl Config {
                 Err(o.err(section, key, format!("must be {want}, got {v:?}")))
             }
         };
-        finite("market_data", "rate", md.rate, md.rate >= 0.0, "a number >= 0")?;
+        finite(
+            "market_data",
+            "rate",
+            md.rate,
+            md.rate >= 0.0,
+            "a number >= 0",
+        )?;
         finite(
             "market_data",
             "start_price",
@@ -509,6 +519,13 @@ impl Config {
             "volatility",
             md.volatility,
             md.volatility >= 0.0,
+            "a number >= 0",
+        )?;
+        finite(
+            "market_data",
+            "wait_timeout",
+            md.wait_timeout,
+            md.wait_timeout >= 0.0,
             "a number >= 0",
         )?;
         finite(
@@ -545,7 +562,10 @@ impl Config {
         }
         for (key, v) in [
             ("tick_to_signal_p99_us", self.budgets.tick_to_signal_p99_us),
-            ("kill_switch_ack_p99_us", self.budgets.kill_switch_ack_p99_us),
+            (
+                "kill_switch_ack_p99_us",
+                self.budgets.kill_switch_ack_p99_us,
+            ),
         ] {
             if v < 0 {
                 return Err(o.err("budgets", key, format!("must be >= 0, got {v}")));
@@ -637,7 +657,10 @@ mod tests {
         )
         .unwrap_err()
         .0;
-        assert!(e.contains("tw.toml: risk.max_position_size: expected a number"), "{e}");
+        assert!(
+            e.contains("tw.toml: risk.max_position_size: expected a number"),
+            "{e}"
+        );
         assert!(e.contains("TRADEWIRE__RISK__MAX_POSITION_SIZE"), "{e}");
         let e = Config::load_with_env(Some(&p), env(&[("TRADEWIRE__RISK__MAX_POSITON", "1")]))
             .unwrap_err()
@@ -647,26 +670,41 @@ mod tests {
             .unwrap_err()
             .0;
         assert!(e.contains("not a configuration key"), "{e}");
-        let e = Config::load_with_env(
-            Some(&p),
-            env(&[("TRADEWIRE__RISK__MAX_DAILY_LOSS", "-1")]),
-        )
-        .unwrap_err()
-        .0;
-        assert!(e.contains("risk.max_daily_loss: must be a number > 0"), "{e}");
+        let e = Config::load_with_env(Some(&p), env(&[("TRADEWIRE__RISK__MAX_DAILY_LOSS", "-1")]))
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("risk.max_daily_loss: must be a number > 0"),
+            "{e}"
+        );
     }
 
     #[test]
     fn file_errors_name_file_and_field() {
         let dir = tmp("bad");
         let cases = [
-            ("[risk]\nmax_position_size = \"x\"\n", "risk.max_position_size: expected a float"),
+            (
+                "[risk]\nmax_position_size = \"x\"\n",
+                "risk.max_position_size: expected a float",
+            ),
             ("[foo]\na = 1\n", "foo: unknown section"),
             ("[endpoints]\nbogus = 1\n", "endpoints.bogus: unknown key"),
-            ("[endpoints]\nsignals = \"http://x\"\n", "endpoints.signals: \"http://x\" is not"),
-            ("[market_data]\nsymbols = []\n", "market_data.symbols: at least one"),
-            ("[market_data]\nseed = 1.5\n", "market_data.seed: expected an integer"),
-            ("[signal]\nthreshold = 1.5\n", "signal.threshold: must be a number in (0, 1)"),
+            (
+                "[endpoints]\nsignals = \"http://x\"\n",
+                "endpoints.signals: \"http://x\" is not",
+            ),
+            (
+                "[market_data]\nsymbols = []\n",
+                "market_data.symbols: at least one",
+            ),
+            (
+                "[market_data]\nseed = 1.5\n",
+                "market_data.seed: expected an integer",
+            ),
+            (
+                "[signal]\nthreshold = 1.5\n",
+                "signal.threshold: must be a number in (0, 1)",
+            ),
             ("[risk\n", "not valid TOML"),
         ];
         for (text, want) in cases {
@@ -678,13 +716,19 @@ mod tests {
         let e = Config::load_with_env(Some(&dir.join("missing.toml")), env(&[]))
             .unwrap_err()
             .0;
-        assert!(e.contains("missing.toml: no such configuration file"), "{e}");
+        assert!(
+            e.contains("missing.toml: no such configuration file"),
+            "{e}"
+        );
     }
 
     #[test]
     fn relative_paths_follow_the_file() {
         let dir = tmp("rel");
-        let p = write(&dir, "[model]\nregistry = \"m/r.json\"\n[market_data]\ncsv = \"t.csv\"\n");
+        let p = write(
+            &dir,
+            "[model]\nregistry = \"m/r.json\"\n[market_data]\ncsv = \"t.csv\"\n",
+        );
         let c = Config::load_with_env(Some(&p), env(&[])).unwrap();
         let dir = std::fs::canonicalize(&dir).unwrap();
         assert_eq!(Path::new(&c.model.registry), dir.join("m/r.json"));

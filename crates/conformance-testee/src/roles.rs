@@ -1,5 +1,5 @@
 //! Transport roles played with `tradewire::transport` (publisher, subscriber, echo,
-//! command server / client) and a relay on raw ZeroMQ sockets + `tradewire::wire`.
+//! signal, command server / client) and a relay on raw ZeroMQ sockets + `tradewire::wire`.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +8,9 @@ use tradewire::transport::{
     CommandClient, CommandClientOptions, CommandServer, CommandServerOptions, Publisher,
     PublisherOptions, Subscriber, SubscriberOptions, TransportError,
 };
-use tradewire::v1::{self, command_ack::Outcome, strategy_command::CommandType};
+use tradewire::v1::{
+    self, command_ack::Outcome, strategy_command::CommandType, trading_signal::SignalType,
+};
 use tradewire::wire;
 
 use crate::pb;
@@ -128,6 +130,19 @@ pub fn start(start: &pb::StartRole) -> Res<(Box<dyn Role>, u64)> {
             )?;
             let id = publisher.publisher_id();
             (Box::new(EchoRole { publisher, sub }), id)
+        }
+        pb::Role::Signal => {
+            let publisher =
+                Publisher::<v1::TradingSignal>::bind_with(&start.out_endpoint, Default::default())?;
+            let sub = Subscriber::<v1::MarketData>::connect_with(
+                &start.endpoint,
+                SubscriberOptions {
+                    connect_timeout: ms(start.connect_timeout_ms, Duration::from_secs(10)),
+                    ..Default::default()
+                },
+            )?;
+            let id = publisher.publisher_id();
+            (Box::new(SignalRole { publisher, sub }), id)
         }
         pb::Role::CommandServer => {
             let server =
@@ -272,6 +287,44 @@ impl Role for EchoRole {
                 timestamp_us: got.message.timestamp_us,
                 confidence: got.message.price,
                 ..Default::default()
+            };
+            self.publisher.publish(&signal)?;
+            done += 1;
+        }
+        Ok(pb::ActionReport {
+            published: done,
+            ..Default::default()
+        })
+    }
+}
+
+/// Tick -> signal: one `TradingSignal` (HOLD, confidence 0) per tick, with the tick's
+/// envelope send time in `features["tick_send_ts_us"]` (µs, rounded down).
+struct SignalRole {
+    publisher: Publisher<v1::TradingSignal>,
+    sub: Subscriber<v1::MarketData>,
+}
+
+impl Role for SignalRole {
+    fn action(&mut self, action: pb::RoleAction) -> Res<pb::ActionReport> {
+        let Some(Action::Signal(req)) = action.action else {
+            return unsupported("signal", &action.action);
+        };
+        let idle = ms(req.idle_ms, Duration::from_secs(2));
+        let mut done = 0u64;
+        while done < u64::from(req.count) {
+            let Some(got) = self.sub.recv(idle) else {
+                break;
+            };
+            // Whole microseconds since the epoch (< 2^53) are exact in an f64.
+            #[allow(clippy::cast_precision_loss)]
+            let sent_us = (got.send_ts_ns / 1000) as f64;
+            let signal = v1::TradingSignal {
+                symbol: got.message.symbol,
+                signal: SignalType::Hold as i32,
+                confidence: 0.0,
+                timestamp_us: got.message.timestamp_us,
+                features: [("tick_send_ts_us".to_owned(), sent_us)].into(),
             };
             self.publisher.publish(&signal)?;
             done += 1;

@@ -211,7 +211,11 @@ fn command_server_binary_logs_rejected_keys() {
     let mut rest = String::new();
     stdout.read_to_string(&mut rest).unwrap();
     let mut stderr = String::new();
-    proc.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    proc.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(proc.wait().unwrap().success(), "{stderr}");
     assert!(
         stderr.contains(&format!(

@@ -21,6 +21,7 @@ def _run(args: argparse.Namespace) -> int:
         python_services=args.python_services,
         as_json=args.json,
         config=Path(args.config) if args.config else None,
+        report_dir=None if args.no_report else Path(args.report_dir).resolve(),
     )
 
 
@@ -37,6 +38,12 @@ def register(sub: Any) -> None:
         help="use the Python twins even when the Rust services are built",
     )
     parser.add_argument("--config", default=None, help="shared config (default ./tradewire.toml)")
+    parser.add_argument(
+        "--report-dir",
+        default="tradewire-demo-report",
+        help="where the HTML report of the recorded orders and positions goes",
+    )
+    parser.add_argument("--no-report", action="store_true", help="do not record or report")
     parser.add_argument(
         "--roundtrip",
         action="store_true",

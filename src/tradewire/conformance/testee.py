@@ -225,6 +225,49 @@ class EchoRole(Role):
         self.pub.close()
 
 
+class SignalRole(Role):
+    """Tick -> signal: one TradingSignal (HOLD) per MarketData, carrying the tick's send time."""
+
+    def __init__(self, start: pb.StartRole, breaks: set[str]) -> None:
+        self.pub: Publisher[Any] = Publisher(start.out_endpoint, channel=registry.SIGNALS)
+        try:
+            self.sub: Subscriber[Any] = Subscriber(
+                start.endpoint,
+                channel=registry.MARKET_DATA,
+                subscribe_timeout=_ms(start.connect_timeout_ms, 10.0),
+            )
+        except BaseException:
+            self.pub.close()
+            raise
+        self.signal = registry.TRADING_SIGNAL_TYPE.cls
+
+    def action(self, action: pb.RoleAction) -> pb.ActionReport:
+        if action.WhichOneof("action") != "signal":
+            raise Unsupported("signal role only answers ticks with signals")
+        idle = _ms(action.signal.idle_ms, 2.0)
+        done = 0
+        while done < action.signal.count:
+            got = self.sub.recv(timeout=idle)
+            if got is None:
+                break
+            tick = got.message
+            self.pub.publish(
+                self.signal(
+                    symbol=tick.symbol,
+                    signal=self.signal.HOLD,
+                    confidence=0.0,
+                    timestamp_us=tick.timestamp_us,
+                    features={"tick_send_ts_us": float(got.envelope.send_ts_ns // 1000)},
+                )
+            )
+            done += 1
+        return pb.ActionReport(published=done)
+
+    def close(self) -> None:
+        self.sub.close()
+        self.pub.close()
+
+
 class _TwiceSocket:
     """double-ack break: every reply is sent twice."""
 
@@ -376,6 +419,7 @@ ROLES: dict[int, Callable[[pb.StartRole, set[str]], Role]] = {
     pb.COMMAND_SERVER: CommandServerRole,
     pb.COMMAND_CLIENT: CommandClientRole,
     pb.RELAY_ROLE: RelayRole,
+    pb.SIGNAL: SignalRole,
 }
 
 

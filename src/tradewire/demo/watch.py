@@ -8,6 +8,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import zmq
+
 from tradewire.channels import (
     MarketDataSubscriber,
     OrdersSubscriber,
@@ -82,19 +84,14 @@ class Watcher:
             self.view.channels[name] = ChannelStats()
 
     def poll(self, budget: float = 0.05) -> None:
-        """Drain what has arrived, for at most `budget` seconds."""
+        """Fold in what arrives during the next `budget` seconds (waits on the sockets)."""
+        sockets = [sock for _, sub in self._subs for sock in sub.sockets()]
         deadline = time.monotonic() + budget
-        while time.monotonic() < deadline:
-            idle = True
+        while (left := deadline - time.monotonic()) > 0:
+            zmq.select(sockets, [], [], left)
             for name, sub in self._subs:
-                for _ in range(2000):
-                    got = sub.recv(timeout=0)
-                    if got is None:
-                        break
-                    idle = False
+                while (got := sub.recv(timeout=0)) is not None:
                     self._fold(name, got)
-            if idle:
-                time.sleep(0.005)
 
     def _fold(self, name: str, got: Received[Any]) -> None:
         now = time.monotonic()

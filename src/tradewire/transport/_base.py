@@ -37,6 +37,7 @@ class Stats:
     replayed: int = 0
     snapshots_served: int = 0
     heartbeats: int = 0
+    handshakes: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)

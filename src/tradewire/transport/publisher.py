@@ -152,6 +152,7 @@ class Publisher(Endpoint, Generic[M]):
             _, _, key = topic_bytes[:-1].decode(errors="replace").partition("/")
             if key.startswith(SYNC_PREFIX):
                 self._data.send(self._heartbeat_frame(topic_bytes))
+                self.stats.handshakes += 1
 
     def _heartbeat_frame(self, topic_bytes: bytes) -> bytes:
         beat = _HB.cls(

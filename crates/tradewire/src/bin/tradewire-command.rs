@@ -19,8 +19,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use tradewire::transport::{
-    json_string, CommandClient, CommandClientOptions, CurveClient, CurveKeyPair,
-    TransportError,
+    json_string, CommandClient, CommandClientOptions, CurveClient, CurveKeyPair, TransportError,
 };
 use tradewire::v1::{command_ack::Outcome, strategy_command::CommandType, StrategyCommand};
 

@@ -105,8 +105,8 @@ fn serve(
 fn run(args: Args) -> Result<(), String> {
     let publisher = Publisher::<MarketData>::bind_with(&args.md, args.options)
         .map_err(|e| format!("bind {}: {e}", args.md))?;
-    let server = CommandServer::bind(&args.commands)
-        .map_err(|e| format!("bind {}: {e}", args.commands))?;
+    let server =
+        CommandServer::bind(&args.commands).map_err(|e| format!("bind {}: {e}", args.commands))?;
     let published = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();

@@ -178,7 +178,10 @@ fn main() -> ExitCode {
         };
         received += 1;
         let line = if args.compact {
-            format!("{:016x} {} {} {}", r.publisher_id, r.seq, r.key_seq, r.flags)
+            format!(
+                "{:016x} {} {} {}",
+                r.publisher_id, r.seq, r.key_seq, r.flags
+            )
         } else if args.json {
             format!(
                 "{{\"publisher_id\":\"{:016x}\",\"seq\":{},\"key_seq\":{},\"key\":{},\

@@ -3,7 +3,9 @@
 //! - [`Publisher`]: XPUB data socket + ROUTER control socket; sequence numbers, replay
 //!   ring, last-value map, sync-topic handshake, idle heartbeats.
 //! - [`Subscriber`]: SUB + DEALER; returns from construction only once the subscription
-//!   is live (§7.1), detects gaps and recovers them by replay (§7.2), optional late join
+//!   is live (§7.1), detects gaps and recovers them by replay (§7.2) in the background
+//!   of `recv` (one request per stream outstanding, later gaps folded into the next;
+//!   the live stream keeps being read meanwhile), optional late join
 //!   from a snapshot (§7.3), peer loss (§7.4). Malformed frames are counted, never fatal.
 //! - [`CommandClient`] / [`CommandServer`]: DEALER/ROUTER with retries until a deadline
 //!   and a dedupe window on the server (§7.5); optional CURVE with an allow list of

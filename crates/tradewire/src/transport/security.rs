@@ -346,7 +346,10 @@ mod tests {
 
     #[test]
     fn curve_is_built_in() {
-        assert!(curve_available(), "libzmq without CURVE: libsodium missing?");
+        assert!(
+            curve_available(),
+            "libzmq without CURVE: libsodium missing?"
+        );
         let pair = CurveKeyPair::generate().unwrap();
         assert_eq!(pair.public().len(), 40);
         assert_eq!(pair.secret().len(), 40);

@@ -712,7 +712,8 @@ impl<M: SchemaMessage> Subscriber<M> {
             return;
         };
         if n <= stream.last || stream.held.contains_key(&n) {
-            let covered = matches!(self.snapshot_seq, Some((p, s)) if p == env.publisher_id && env.seq <= s);
+            let covered =
+                matches!(self.snapshot_seq, Some((p, s)) if p == env.publisher_id && env.seq <= s);
             if covered {
                 self.stats.snapshot_skipped += 1;
             } else {

@@ -151,7 +151,10 @@ impl Engine {
 
     /// (symbol, quantity) in order of first appearance.
     pub fn positions(&self) -> Vec<(String, f64)> {
-        self.positions.iter().map(|p| (p.symbol.clone(), p.q)).collect()
+        self.positions
+            .iter()
+            .map(|p| (p.symbol.clone(), p.q))
+            .collect()
     }
 
     /// (realized, unrealized) summed over symbols in order of first appearance.
@@ -245,7 +248,8 @@ impl Engine {
             symbol: symbol.to_owned(),
             ..Pos::default()
         });
-        self.index.insert(symbol.to_owned(), self.positions.len() - 1);
+        self.index
+            .insert(symbol.to_owned(), self.positions.len() - 1);
         self.positions.len() - 1
     }
 
@@ -472,7 +476,9 @@ mod tests {
     fn orders(out: &[Output]) -> Vec<(String, i32, String)> {
         out.iter()
             .filter_map(|o| match o {
-                Output::Order(o) => Some((o.order_id.clone(), o.status, o.rejection_reason.clone())),
+                Output::Order(o) => {
+                    Some((o.order_id.clone(), o.status, o.rejection_reason.clone()))
+                }
                 _ => None,
             })
             .collect()
@@ -493,14 +499,20 @@ mod tests {
         let Some(Output::Position(p)) = out.last() else {
             panic!("no position")
         };
-        assert_eq!((p.quantity, p.avg_cost, p.current_price), (100.0, 101.0, 100.0));
+        assert_eq!(
+            (p.quantity, p.avg_cost, p.current_price),
+            (100.0, 101.0, 100.0)
+        );
         assert_eq!(p.unrealized_pnl, -100.0);
         out.clear();
         // Second buy exceeds 150.
         e.on_quote(&md("A", 20, 109.0, 111.0), now, &mut out);
         e.on_signal(sig("A", 20, SignalType::Buy), now, &mut out);
         let o = orders(&out);
-        assert_eq!(o[1].2, "max_position_size: position would be 200.0, limit 150.0");
+        assert_eq!(
+            o[1].2,
+            "max_position_size: position would be 200.0, limit 150.0"
+        );
         out.clear();
         // Sell closes at the bid: realized (109 - 101) * 100.
         e.on_signal(sig("A", 20, SignalType::Sell), now, &mut out);

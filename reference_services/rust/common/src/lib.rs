@@ -193,7 +193,9 @@ pub fn subscribe<M: SchemaMessage>(
         }
         match Subscriber::<M>::connect_with(endpoint, opts.clone()) {
             Ok(s) => return Ok(Some(s)),
-            Err(TransportError::Timeout(_)) => continue,
+            Err(TransportError::Timeout(_)) | Err(TransportError::Zmq(zmq::Error::EINTR)) => {
+                continue
+            }
             Err(e) => return Err(e),
         }
     }

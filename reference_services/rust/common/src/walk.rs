@@ -13,9 +13,7 @@ pub struct SplitMix64 {
 impl SplitMix64 {
     /// A generator seeded with `seed` (a negative seed is taken modulo 2^64).
     pub fn new(seed: i64) -> Self {
-        SplitMix64 {
-            state: seed as u64,
-        }
+        SplitMix64 { state: seed as u64 }
     }
 
     /// The next 64 random bits.
@@ -125,8 +123,8 @@ impl RandomWalk {
 
 /// One CSV row (SPEC.md 3.3); `timestamp_us` 0 means "use the clock".
 pub fn read_csv(path: &Path) -> Result<Vec<MarketData>, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     let mut header: Option<Vec<String>> = None;
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -166,12 +164,18 @@ pub fn read_csv(path: &Path) -> Result<Vec<MarketData>, String> {
                     .parse::<f64>()
                     .ok()
                     .filter(|x| x.is_finite())
-                    .ok_or_else(|| format!("{}:{}: {name} {v:?} is not a number", path.display(), i + 1)),
+                    .ok_or_else(|| {
+                        format!("{}:{}: {name} {v:?} is not a number", path.display(), i + 1)
+                    }),
             }
         };
         let symbol = get("symbol").unwrap_or_default().to_owned();
         if symbol.is_empty() || symbol.starts_with('~') {
-            return Err(format!("{}:{}: bad symbol {symbol:?}", path.display(), i + 1));
+            return Err(format!(
+                "{}:{}: bad symbol {symbol:?}",
+                path.display(),
+                i + 1
+            ));
         }
         let price = num("price", f64::NAN)?;
         if !price.is_finite() {
@@ -180,7 +184,11 @@ pub fn read_csv(path: &Path) -> Result<Vec<MarketData>, String> {
         let timestamp_us = match get("timestamp_us") {
             None | Some("") => 0,
             Some(v) => v.parse::<i64>().map_err(|_| {
-                format!("{}:{}: timestamp_us {v:?} is not an integer", path.display(), i + 1)
+                format!(
+                    "{}:{}: timestamp_us {v:?} is not an integer",
+                    path.display(),
+                    i + 1
+                )
             })?,
         };
         out.push(MarketData {
@@ -188,7 +196,10 @@ pub fn read_csv(path: &Path) -> Result<Vec<MarketData>, String> {
             price,
             volume: num("volume", 0.0)?,
             timestamp_us,
-            exchange: get("exchange").filter(|e| !e.is_empty()).unwrap_or("CSV").to_owned(),
+            exchange: get("exchange")
+                .filter(|e| !e.is_empty())
+                .unwrap_or("CSV")
+                .to_owned(),
             bid: num("bid", price)?,
             ask: num("ask", price)?,
             bid_size: num("bid_size", 0.0)?,

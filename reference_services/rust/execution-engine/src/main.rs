@@ -34,20 +34,29 @@ enum Event {
     Failed(String),
 }
 
-fn pump<M, F>(
+/// One subscription of the engine, read on its own thread.
+struct Link {
     name: &'static str,
     endpoint: String,
     opts: SubscriberOptions,
-    stop: Arc<AtomicBool>,
+    /// Set once the subscription is live.
     live: Option<Arc<AtomicBool>>,
+    /// Subscribe only once this is set (the engine's market data waits for signals).
     wait_for: Option<Arc<AtomicBool>>,
-    tx: mpsc::Sender<Event>,
-    wrap: F,
-) -> JoinHandle<()>
+}
+
+fn pump<M, F>(link: Link, stop: Arc<AtomicBool>, tx: mpsc::Sender<Event>, wrap: F) -> JoinHandle<()>
 where
     M: tradewire::catalog::SchemaMessage + Send + 'static,
     F: Fn(M) -> Event + Send + 'static,
 {
+    let Link {
+        name,
+        endpoint,
+        opts,
+        live,
+        wait_for,
+    } = link;
     std::thread::Builder::new()
         .name(format!("ee-{name}"))
         .spawn(move || {
@@ -60,7 +69,9 @@ where
                 Ok(Some(s)) => s,
                 Ok(None) => return,
                 Err(e) => {
-                    let _ = tx.send(Event::Failed(format!("cannot subscribe to {endpoint}: {e}")));
+                    let _ = tx.send(Event::Failed(format!(
+                        "cannot subscribe to {endpoint}: {e}"
+                    )));
                     return;
                 }
             };
@@ -127,7 +138,9 @@ fn main() {
                             .unwrap_or((Outcome::Rejected, "engine stopping".into()))
                     });
                     if let Err(e) = handled {
-                        eprintln!("{NAME}: command server: {e}");
+                        if !stop.load(Ordering::Relaxed) {
+                            eprintln!("{NAME}: command server: {e}");
+                        }
                     }
                 }
             })
@@ -141,25 +154,29 @@ fn main() {
 
     let signals_live = Arc::new(AtomicBool::new(false));
     let sig_thread = pump::<TradingSignal, _>(
-        "signals",
-        ep.signals.clone(),
-        SubscriberOptions::default(),
+        Link {
+            name: "signals",
+            endpoint: ep.signals.clone(),
+            opts: SubscriberOptions::default(),
+            live: Some(Arc::clone(&signals_live)),
+            wait_for: None,
+        },
         Arc::clone(&stop),
-        Some(Arc::clone(&signals_live)),
-        None,
         tx.clone(),
         Event::Signal,
     );
     let md_thread = pump::<MarketData, _>(
-        "market_data",
-        ep.market_data.clone(),
-        SubscriberOptions {
-            snapshot: true,
-            ..Default::default()
+        Link {
+            name: "market_data",
+            endpoint: ep.market_data.clone(),
+            opts: SubscriberOptions {
+                snapshot: true,
+                ..Default::default()
+            },
+            live: None,
+            wait_for: Some(Arc::clone(&signals_live)),
         },
         Arc::clone(&stop),
-        None,
-        Some(Arc::clone(&signals_live)),
         tx.clone(),
         Event::Quote,
     );

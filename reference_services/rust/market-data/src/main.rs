@@ -76,7 +76,16 @@ fn main() {
     life.ready();
 
     let wait = u64::try_from(md.wait_subscribers).unwrap_or(0);
+    let waiting = Instant::now();
     while publisher.stats().handshakes < wait && !life.stopping() {
+        if md.wait_timeout > 0.0 && waiting.elapsed().as_secs_f64() >= md.wait_timeout {
+            eprintln!(
+                "{NAME}: {} of {wait} subscribers after {}s; starting anyway",
+                publisher.stats().handshakes,
+                md.wait_timeout
+            );
+            break;
+        }
         std::thread::sleep(Duration::from_millis(2));
     }
 

@@ -1,7 +1,7 @@
 //! signal-bridge as a library: model registry access, ONNX Runtime loading and inference.
-//! `main.rs` is a thin CLI over it; the market-data loop (subscribe, per-tick
+//! `main.rs` is a thin CLI over it; its service mode (`service.rs`: subscribe, per-tick
 //! [`tradewire_features::FeatureState`], [`inference::TradingModelInference::predict`],
-//! publish) will live next to it.
+//! publish) is reference_services/SPEC.md section 4.
 
 pub mod error;
 pub mod inference;

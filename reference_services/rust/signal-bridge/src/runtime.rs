@@ -4,7 +4,8 @@
 //!
 //! Search order: `ORT_DYLIB_PATH`; then `<onnxruntime package>/capi/libonnxruntime.so*`
 //! as reported by a Python interpreter: `TRADEWIRE_PYTHON`, `.venv/bin/python` in the
-//! current directory or any parent, then `python3`.
+//! current directory or any parent, then in the executable's directory or any parent
+//! (`target/release/` of the repository), then `python3`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,8 +38,14 @@ fn pythons() -> Vec<PathBuf> {
     if let Some(p) = std::env::var_os("TRADEWIRE_PYTHON") {
         out.push(PathBuf::from(p));
     }
-    if let Ok(cwd) = std::env::current_dir() {
-        for dir in cwd.ancestors() {
+    let starts = [
+        std::env::current_dir().ok(),
+        std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(Path::to_path_buf)),
+    ];
+    for start in starts.into_iter().flatten() {
+        for dir in start.ancestors() {
             let py = dir.join(".venv/bin/python");
             if py.exists() {
                 out.push(py);

@@ -71,6 +71,7 @@ pub fn run() {
     let mut states: HashMap<String, FeatureState> = HashMap::new();
     let mut counts = Counts::default();
     let mut latency = Latency::default();
+    let mut process = Latency::default();
     let mut gaps = 0u64;
     let mut failed: Option<String> = None;
     if let Some(mut sub) = sub {
@@ -78,6 +79,7 @@ pub fn run() {
             let Some(got) = sub.recv(Duration::from_millis(100)) else {
                 continue;
             };
+            let t_recv = std::time::Instant::now();
             let tick = got.message;
             counts.ticks += 1;
             let state = states.entry(tick.symbol.clone()).or_default();
@@ -123,6 +125,7 @@ pub fn run() {
             }
             counts.signals += 1;
             latency.record(now_ns().saturating_sub(got.send_ts_ns) as f64 / 1000.0);
+            process.record(t_recv.elapsed().as_nanos() as f64 / 1000.0);
         }
         gaps = sub.stats().gaps;
     }
@@ -141,6 +144,7 @@ pub fn run() {
         "hold": counts.hold,
         "gaps": gaps,
         "latency_us": latency.summary(),
+        "process_us": process.summary(),
     }));
 }
 
@@ -150,9 +154,15 @@ mod tests {
 
     #[test]
     fn rule() {
-        assert_eq!(decide(&[0.7, 0.2, 0.1], 0.6), (SignalType::Buy, f64::from(0.7f32)));
+        assert_eq!(
+            decide(&[0.7, 0.2, 0.1], 0.6),
+            (SignalType::Buy, f64::from(0.7f32))
+        );
         assert_eq!(decide(&[0.1, 0.2, 0.7], 0.6).0, SignalType::Sell);
-        assert_eq!(decide(&[0.5, 0.4, 0.1], 0.6), (SignalType::Hold, f64::from(0.5f32)));
+        assert_eq!(
+            decide(&[0.5, 0.4, 0.1], 0.6),
+            (SignalType::Hold, f64::from(0.5f32))
+        );
         // 0.6f32 is above 0.6f64: compared as doubles.
         assert_eq!(decide(&[0.6, 0.3, 0.1], 0.6).0, SignalType::Buy);
     }

@@ -25,6 +25,7 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COMMAND_SERVER: _ClassVar[Role]
     COMMAND_CLIENT: _ClassVar[Role]
     RELAY_ROLE: _ClassVar[Role]
+    SIGNAL: _ClassVar[Role]
 DECODE_REENCODE: CodecMode
 DECODE_STRICT: CodecMode
 RELAY: CodecMode
@@ -35,6 +36,7 @@ ECHO: Role
 COMMAND_SERVER: Role
 COMMAND_CLIENT: Role
 RELAY_ROLE: Role
+SIGNAL: Role
 
 class ConformanceRequest(_message.Message):
     __slots__ = ("case_name", "hello", "codec", "start", "action", "stop")
@@ -183,7 +185,7 @@ class Ready(_message.Message):
     def __init__(self, publisher_id: _Optional[int] = ...) -> None: ...
 
 class RoleAction(_message.Message):
-    __slots__ = ("publish", "collect", "echo", "serve", "send_commands", "relay", "idle")
+    __slots__ = ("publish", "collect", "echo", "serve", "send_commands", "relay", "idle", "signal")
     PUBLISH_FIELD_NUMBER: _ClassVar[int]
     COLLECT_FIELD_NUMBER: _ClassVar[int]
     ECHO_FIELD_NUMBER: _ClassVar[int]
@@ -191,6 +193,7 @@ class RoleAction(_message.Message):
     SEND_COMMANDS_FIELD_NUMBER: _ClassVar[int]
     RELAY_FIELD_NUMBER: _ClassVar[int]
     IDLE_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
     publish: Publish
     collect: Collect
     echo: Echo
@@ -198,7 +201,8 @@ class RoleAction(_message.Message):
     send_commands: SendCommands
     relay: Relay
     idle: Idle
-    def __init__(self, publish: _Optional[_Union[Publish, _Mapping]] = ..., collect: _Optional[_Union[Collect, _Mapping]] = ..., echo: _Optional[_Union[Echo, _Mapping]] = ..., serve: _Optional[_Union[Serve, _Mapping]] = ..., send_commands: _Optional[_Union[SendCommands, _Mapping]] = ..., relay: _Optional[_Union[Relay, _Mapping]] = ..., idle: _Optional[_Union[Idle, _Mapping]] = ...) -> None: ...
+    signal: Signal
+    def __init__(self, publish: _Optional[_Union[Publish, _Mapping]] = ..., collect: _Optional[_Union[Collect, _Mapping]] = ..., echo: _Optional[_Union[Echo, _Mapping]] = ..., serve: _Optional[_Union[Serve, _Mapping]] = ..., send_commands: _Optional[_Union[SendCommands, _Mapping]] = ..., relay: _Optional[_Union[Relay, _Mapping]] = ..., idle: _Optional[_Union[Idle, _Mapping]] = ..., signal: _Optional[_Union[Signal, _Mapping]] = ...) -> None: ...
 
 class Publish(_message.Message):
     __slots__ = ("count", "keys", "rate_hz")
@@ -221,6 +225,14 @@ class Collect(_message.Message):
     def __init__(self, count: _Optional[int] = ..., idle_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class Echo(_message.Message):
+    __slots__ = ("count", "idle_ms")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    IDLE_MS_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    idle_ms: int
+    def __init__(self, count: _Optional[int] = ..., idle_ms: _Optional[int] = ...) -> None: ...
+
+class Signal(_message.Message):
     __slots__ = ("count", "idle_ms")
     COUNT_FIELD_NUMBER: _ClassVar[int]
     IDLE_MS_FIELD_NUMBER: _ClassVar[int]

@@ -1,4 +1,4 @@
-"""Latency.*: echo (tick -> signal) round trips and kill-switch acks against budgets.
+"""Latency.*: echo round trips, tick -> signal latency and kill-switch acks against budgets.
 
 Rates, sample counts and limits come from conformance/budgets.toml; a missed budget fails
 the case and the measured figures are reported either way.
@@ -84,6 +84,70 @@ def _echo(ctx: Context, transport: str) -> None:
     judge(ctx, f"echo_rtt.{transport}", budget, samples, total - len(rtt))
 
 
+SIGNAL_KEYS = ("AAPL", "MSFT", "NVDA")
+SENT_FEATURE = "tick_send_ts_us"
+
+
+def _tick_to_signal(ctx: Context) -> None:
+    """Ticks in, signals out: tick envelope send time (reported back in the signal's
+    features["tick_send_ts_us"]) -> signal received by the runner, wall clock, one way."""
+    budget = ctx.budgets.get("tick_to_signal")
+    tick_ep, signal_ep = ctx.endpoint(), ctx.endpoint()
+    total = budget.warmup + budget.samples
+    window: dict[int, tuple[int, int]] = {}  # tick i -> (us before publish, us after)
+    latency: dict[int, float] = {}
+    wrong: list[str] = []
+    hold = registry.TRADING_SIGNAL_TYPE.cls.HOLD
+    with Publisher(tick_ep, channel=registry.MARKET_DATA) as pub:
+        ctx.start(pb.SIGNAL, endpoint=tick_ep, out_endpoint=signal_ep)
+        with Subscriber(signal_ep, channel=registry.SIGNALS, subscribe_timeout=10) as sub:
+            ctx.submit(signal=pb.Signal(count=total, idle_ms=3000))
+
+            def take(until: float) -> None:
+                while True:
+                    left = until - time.perf_counter()
+                    got = sub.recv(timeout=max(0.0, left))
+                    if got is None:
+                        return
+                    received_us = time.time_ns() / 1000
+                    sig = got.message
+                    i = sig.timestamp_us
+                    if i in window and i not in latency:
+                        sent_us = sig.features.get(SENT_FEATURE)
+                        lo, hi = window[i]
+                        expect = SIGNAL_KEYS[(i - 1) % len(SIGNAL_KEYS)]
+                        if sent_us is None or not lo <= sent_us <= hi:
+                            wrong.append(f"tick {i}: {SENT_FEATURE} {sent_us} not in [{lo}, {hi}]")
+                        elif sig.symbol != expect or sig.signal != hold or sig.confidence != 0:
+                            wrong.append(
+                                f"tick {i}: signal {sig.symbol!r} {sig.signal} "
+                                f"{sig.confidence}, expected {expect!r} HOLD 0"
+                            )
+                        else:
+                            latency[i] = received_us - sent_us
+                    if left <= 0:
+                        return
+
+            interval = 1 / budget.rate_hz
+            next_at = time.perf_counter()
+            for i in range(1, total + 1):
+                take(next_at)
+                symbol = SIGNAL_KEYS[(i - 1) % len(SIGNAL_KEYS)]
+                before = time.time_ns() // 1000
+                pub.publish(MD(symbol=symbol, price=float(i), timestamp_us=i))
+                window[i] = (before, time.time_ns() // 1000)
+                next_at += interval
+            end = time.perf_counter() + 3
+            while len(latency) + len(wrong) < total and time.perf_counter() < end:
+                take(min(end, time.perf_counter() + 0.05))
+            report = ctx.report()
+    ctx.stop()
+    check(not wrong, f"{len(wrong)} wrong signals, first: {wrong[:3]}")
+    check(report.published >= len(latency), "testee reports fewer signals than received")
+    samples = [v for k, v in latency.items() if k > budget.warmup]
+    judge(ctx, "tick_to_signal", budget, samples, total - len(latency))
+
+
 def _kill_switch(ctx: Context) -> None:
     budget = ctx.budgets.get("kill_switch_ack")
     ep = ctx.endpoint()
@@ -127,6 +191,14 @@ def cases() -> Iterator[Case]:
             lambda c, t=transport: _echo(c, t),  # type: ignore[misc]
             "runner:publisher+subscriber x testee:echo",
         )
+    yield Case(
+        "Latency.TickToSignal",
+        True,
+        "tick -> signal through the testee's signal role over ipc: tick send to signal "
+        "receive p50/p99/p99.9 within conformance/budgets.toml",
+        _tick_to_signal,
+        "runner:publisher+subscriber x testee:signal",
+    )
     yield Case(
         "Latency.KillSwitchAck",
         True,
