@@ -379,6 +379,6 @@ def encode_message(
         seq,
         seq if key_seq is None else key_seq,
         send_ts_ns,
-        message.SerializeToString(),
+        message.SerializeToString(deterministic=True),
         flags,
     )

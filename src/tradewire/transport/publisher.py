@@ -91,7 +91,7 @@ class Publisher(Endpoint, Generic[M]):
         topic = self._topics.get(key)
         if topic is None:
             topic = self._topics[key] = wire.topic(self.channel.name, key)
-        payload = message.SerializeToString()
+        payload = message.SerializeToString(deterministic=True)
         with self._lock:
             self._seq = seq = self._seq + 1
             key_seq = self._key_seq[key] = self._key_seq.get(key, 0) + 1 if key else seq
@@ -169,7 +169,7 @@ class Publisher(Endpoint, Generic[M]):
             0,
             0,
             now_ns(),
-            beat.SerializeToString(),
+            beat.SerializeToString(deterministic=True),
         )
 
     def _maybe_heartbeat(self) -> None:
@@ -264,5 +264,5 @@ class Publisher(Endpoint, Generic[M]):
             0,
             0,
             now_ns(),
-            message.SerializeToString(),
+            message.SerializeToString(deterministic=True),
         )
