@@ -156,19 +156,22 @@ def encode_frame(
         raise UnknownType(f"type id {type_id} is outside 1..65535")
     if len(payload) > 0xFFFFFFFF:
         raise Oversized(f"payload of {len(payload)} bytes does not fit a u32 length")
-    for name, value in (
-        ("fingerprint", fingerprint),
-        ("publisher_id", publisher_id),
-        ("seq", seq),
-        ("key_seq", key_seq),
-        ("send_ts_ns", send_ts_ns),
-    ):
-        if not 0 <= value <= _U64_MAX:
-            raise ValueError(f"{name}={value} is not a u64")
+    counters = (fingerprint, publisher_id, seq, key_seq, send_ts_ns)
+    if min(counters) < 0 or max(counters) > _U64_MAX:
+        names = ("fingerprint", "publisher_id", "seq", "key_seq", "send_ts_ns")
+        name, value = next(
+            (n, v) for n, v in zip(names, counters, strict=True) if not 0 <= v <= _U64_MAX
+        )
+        raise ValueError(f"{name}={value} is not a u64")
     if not 0 <= flags <= 0xFF:
         raise ValueError(f"flags={flags} is not a u8")
+    topic_bytes = _TOPIC_BYTES.get((channel, key))
+    if topic_bytes is None:
+        topic_bytes = topic(channel, key)
+        if len(_TOPIC_BYTES) < _TOPIC_CACHE_SIZE:
+            _TOPIC_BYTES[(channel, key)] = topic_bytes
     return pack_frame(
-        topic(channel, key),
+        topic_bytes,
         type_id,
         fingerprint,
         publisher_id,
@@ -276,7 +279,8 @@ def decode_frame(frame: bytes | memoryview, max_payload: int = DEFAULT_MAX_PAYLO
     )
 
 
-_TOPICS: dict[bytes, tuple[str, str]] = {}
+_TOPICS: dict[bytes, tuple[str, str]] = {}  # decoded topics, by their bytes
+_TOPIC_BYTES: dict[tuple[str, str], bytes] = {}  # encoded topics, by (channel, key)
 _TOPIC_CACHE_SIZE = 100_000
 
 
