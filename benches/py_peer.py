@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 
@@ -22,6 +21,7 @@ import zmq
 
 from tradewire import wire
 from tradewire.channels import MarketDataPublisher, MarketDataSubscriber
+from tradewire.latency import percentile
 from tradewire.messages import MarketData
 
 TICK = MarketData(
@@ -35,11 +35,6 @@ TICK = MarketData(
     bid_size=1200,
     ask_size=800,
 )
-
-
-def percentile(ordered: list[float], p: float) -> float:
-    """Nearest rank."""
-    return ordered[max(1, min(len(ordered), math.ceil(p / 100 * len(ordered)))) - 1]
 
 
 def typed_frame(message: MarketData, seq: int) -> bytes:

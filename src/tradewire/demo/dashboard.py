@@ -7,7 +7,8 @@ import time
 from rich.console import Group
 from rich.table import Table
 
-from tradewire.demo.watch import PipelineView, percentiles
+from tradewire.demo.watch import PipelineView
+from tradewire.latency import percentiles
 from tradewire.messages import Order, TradingSignal
 
 

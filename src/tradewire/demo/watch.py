@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -16,22 +15,9 @@ from tradewire.channels import (
     PositionsSubscriber,
     SignalsSubscriber,
 )
+from tradewire.latency import percentiles
 from tradewire.messages import Order, Position, TradingSignal
 from tradewire.transport import Received, Subscriber
-
-
-def percentiles(
-    samples: list[float], points: tuple[float, ...] = (50, 99, 99.9)
-) -> dict[str, float]:
-    """Nearest-rank percentiles (empty dict when there are no samples)."""
-    if not samples:
-        return {}
-    ordered = sorted(samples)
-    out = {}
-    for p in points:
-        rank = max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))
-        out[f"p{p:g}"] = ordered[rank]
-    return out
 
 
 @dataclass

@@ -14,18 +14,11 @@ from typing import Any
 from tradewire._gen import registry
 from tradewire.conformance._gen import conformance_pb2 as pb
 from tradewire.conformance.context import Budget, Case, CaseFailed, Context, check
+from tradewire.latency import percentile
 from tradewire.transport import CommandClient, Publisher, Subscriber
 
 MD = registry.MARKET_DATA_TYPE.cls
 CMD = registry.STRATEGY_COMMAND_TYPE.cls
-
-
-def percentile(sorted_us: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of sorted samples."""
-    if not sorted_us:
-        return float("nan")
-    rank = max(1, min(len(sorted_us), round(q / 100 * len(sorted_us) + 0.5)))
-    return sorted_us[rank - 1]
 
 
 def judge(ctx: Context, name: str, budget: Budget, samples_us: list[float], lost: int) -> None:
