@@ -1,5 +1,6 @@
 """tradewire.v1 keeps the seed's wire contract: every field number, type and label, and
-every enum value of the seed's `messages.proto` (../shared/seed) is unchanged, so services
+every enum value of the seed's `messages.proto` (tests/fixtures/seed_messages.proto, a copy
+of the block in ../shared/seed) is unchanged, so services
 built on the seed decode tradewire payloads (and the reverse)."""
 
 from __future__ import annotations
@@ -13,27 +14,33 @@ from grpc_tools import protoc
 
 from tradewire._gen import registry
 
-SEED = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "seed"
-    / ("python-rust-integration-architecture.md")
-)
+SEED_DOC = Path(__file__).resolve().parents[2] / "shared" / "seed"
+SEED_DOC /= "python-rust-integration-architecture.md"
+# The seed's messages.proto, kept in the repository so the check runs on every clone.
+SEED_PROTO = Path(__file__).parent / "fixtures" / "seed_messages.proto"
+
+
+def _seed_block(text: str) -> str:
+    block = re.search(r"\*\*messages\.proto\*\*:\s*```protobuf\n(.*?)```", text, re.S)
+    assert block, "the seed's messages.proto block was not found"
+    return block.group(1)
 
 
 def _seed_pool(tmp_path: Path) -> descriptor_pool.DescriptorPool:
-    if not SEED.exists():
-        pytest.skip(f"the seed document is not beside the checkout ({SEED})")
-    text = SEED.read_text()
-    block = re.search(r"\*\*messages\.proto\*\*:\s*```protobuf\n(.*?)```", text, re.S)
-    assert block, "the seed's messages.proto block was not found"
-    (tmp_path / "messages.proto").write_text(block.group(1))
     out = tmp_path / "seed.binpb"
-    assert protoc.main(["protoc", f"-I{tmp_path}", f"-o{out}", "messages.proto"]) == 0
+    args = ["protoc", f"-I{SEED_PROTO.parent}", f"-o{out}", SEED_PROTO.name]
+    assert protoc.main(args) == 0
     pool = descriptor_pool.DescriptorPool()
     for proto in descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes()).file:
         pool.Add(proto)
     return pool
+
+
+def test_fixture_is_the_seed_contract() -> None:
+    if not SEED_DOC.exists():
+        pytest.skip(f"the seed document is not beside the checkout ({SEED_DOC})")
+    fixture = SEED_PROTO.read_text().split("\n", 2)[2]  # after the two comment lines
+    assert fixture == _seed_block(SEED_DOC.read_text())
 
 
 SEED_MESSAGES = ["MarketData", "TradingSignal", "Order", "Position", "StrategyCommand"]
