@@ -10,18 +10,21 @@ CARGO_RELEASE := cargo build --release --locked -p tradewire -p signal-bridge -p
 # The Python extension (tradewire._features) is built by pip from these crates.
 EXTENSION_SOURCES := $(shell find crates/features crates/features-py -name '*.rs' -o -name Cargo.toml -o -name '*.py' 2>/dev/null)
 
-.PHONY: demo test bench codegen check-codegen vectors check-vectors lint typecheck \
+.PHONY: system-deps demo test bench codegen check-codegen vectors check-vectors lint typecheck \
         pytest cargo-test clippy fmt rust-bins venv clean conformance
 
+## system-deps: cargo and libsodium-dev, installed from Debian when missing (root or sudo)
+system-deps:
+	@bash .ci/system-deps
+
 venv: $(STAMP)
-$(STAMP): pyproject.toml $(EXTENSION_SOURCES)
-	@command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup)"; exit 1; }
+$(STAMP): pyproject.toml $(EXTENSION_SOURCES) | system-deps
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-rust-bins:
+rust-bins: system-deps
 	$(CARGO_RELEASE)
 
 ## demo: the pipeline (market data -> signals -> orders) with a live dashboard
@@ -50,16 +53,16 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy src codegen
 
-fmt:
+fmt: system-deps
 	cargo fmt --all --check
 
-clippy:
+clippy: system-deps
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 pytest: venv rust-bins
 	$(VENV)/bin/pytest
 
-cargo-test:
+cargo-test: system-deps
 	cargo test --workspace --release --locked
 
 ## test: everything CI runs

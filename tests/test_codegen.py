@@ -235,6 +235,18 @@ def test_more_schema_rules(tmp_root: Path, capsys: pytest.CaptureFixture[str]) -
         assert line in err, err
 
 
+def test_undocumented_items_are_named(tmp_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    heartbeat = tmp_root / "schema/tradewire/v1/heartbeat.proto"
+    edit(heartbeat, "  // Name of the channel this heartbeat speaks for.\n", "")
+    edit(heartbeat, "message Heartbeat {", "message Heartbeat {\n  message Probe { int32 n = 1; }")
+    code, _, err = run(capsys, "--root", tmp_root, "--no-prost")
+    assert code == 1
+    for item in ("field Heartbeat.channel", "message Heartbeat.Probe", "field Heartbeat.Probe.n"):
+        assert f"schema/tradewire/v1/heartbeat.proto: {item}: undocumented" in err, err
+    assert "Heartbeat.last_seq" not in err  # documented items are not named
+    assert not (tmp_root / GEN).exists()
+
+
 def test_protoc_errors_are_reported(tmp_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     edit(
         tmp_root / "schema/tradewire/v1/heartbeat.proto",

@@ -6,6 +6,7 @@ import re
 
 from google.protobuf.descriptor_pb2 import FieldDescriptorProto
 
+from tradewire_codegen.documented import undocumented
 from tradewire_codegen.errors import SchemaError
 from tradewire_codegen.naming import upper_snake
 from tradewire_codegen.schema import Schema
@@ -125,6 +126,14 @@ def validate(schema: Schema, schema_label: str = "schema") -> None:
                 f"{type_consts[const]}"
             )
         type_consts.setdefault(const, msg.full_name)
+
+    # documentation: units, ranges and meaning live in the .proto, so every item has a comment
+    for proto in schema.files:
+        if proto.name in schema.schema_files:
+            problems.extend(
+                f"{where(proto.name)}: {item}: undocumented (add a comment)"
+                for item in undocumented(proto)
+            )
 
     if problems:
         raise SchemaError(problems)
