@@ -5,11 +5,13 @@ at the end of --duration and on Ctrl-C."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,21 +20,95 @@ from tradewire.demo import services
 TRADEWIRE = [sys.executable, "-m", "tradewire.cli"]
 
 
-def _check(summary: dict[str, object], impl: str) -> None:
+def _check(summary: dict[str, Any], impl: str) -> None:
     assert summary["impl"] == impl
     messages = summary["messages"]
-    assert isinstance(messages, dict)
-    assert all(messages[c] > 0 for c in ("market_data", "signals", "positions")), messages
+    assert set(messages) == {"market_data", "signals", "orders", "positions"}, messages
+    assert all(messages[c] > 0 for c in ("market_data", "signals")), messages
     assert summary["leftover_ipc_files"] == []
     procs = summary["services"]
     assert isinstance(procs, dict) and set(procs) == set(services.SERVICES)
     assert all(p["exit"] == 0 and p["summary"] for p in procs.values()), procs
     assert summary["unrecoverable"] == 0
+    # The machine-readable summary the issue asks for.
+    assert isinstance(summary["gaps"], int)
+    assert isinstance(summary["orders"], dict) and isinstance(summary["fills"], int)
+    assert sum(summary["orders"].values()) == messages["orders"]
+    assert summary["fills"] == summary["orders"].get("FILLED", 0)
+    assert isinstance(summary["pnl"], int | float)
+    for channel in ("market_data", "signals"):
+        lat = summary["latency_us"][channel]
+        assert 0 < lat["p50"] <= lat["p99"] <= lat["p99.9"], lat
+    # The dashboard saw what the services say they did.
+    md = procs["market-data"]["summary"]
+    assert 0 < messages["market_data"] <= md["published"]
+    assert messages["signals"] <= procs["signal-bridge"]["summary"]["signals"]
 
 
-def _no_demo_processes_left() -> bool:
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    return not any("tradewire-demo-" in line for line in ps.splitlines())
+def _pids(summary: dict[str, Any]) -> list[int]:
+    pids = [p["pid"] for p in summary["services"].values()]
+    if "recorder_pid" in summary:
+        pids.append(summary["recorder_pid"])
+    assert all(isinstance(p, int) and p > 1 for p in pids), pids
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (the demo reaps its children)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _processes_using(run_dir: str) -> list[int]:
+    """Processes whose environment names the demo's run directory: how the services
+    get their endpoints (TRADEWIRE__ENDPOINTS__*), so any leftover one would show here."""
+    needle = run_dir.encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+        except OSError:  # gone, or not ours
+            continue
+        if needle in environ:
+            found.append(int(proc.name))
+    return found
+
+
+def _assert_no_processes_left(summary: dict[str, Any]) -> None:
+    pids = _pids(summary)
+    assert [p for p in pids if _alive(p)] == [], f"demo processes still running: {pids}"
+    run_dir = summary["run_dir"]
+    assert "tradewire-demo-" in run_dir and not Path(run_dir).exists()
+    assert _processes_using(run_dir) == []
+
+
+def test_orphan_check_sees_a_process_holding_the_run_dir(tmp_path: Path) -> None:
+    """The checks above can fail: a process started like a service is found."""
+    run_dir = tmp_path / "tradewire-demo-x"
+    env = {**os.environ, "TRADEWIRE__ENDPOINTS__MARKET_DATA": f"ipc://{run_dir}/market_data"}
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=env)
+    try:
+        assert _alive(proc.pid)
+        deadline = time.monotonic() + 10
+        while proc.pid not in _processes_using(str(run_dir)):  # exec may still be running
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not _alive(proc.pid)
+    assert _processes_using(str(run_dir)) == []
 
 
 @pytest.mark.slow
@@ -57,7 +133,10 @@ def test_demo_runs_the_pipeline_and_stops_cleanly(
             check=True,
             capture_output=True,
         )
-    flags = ["--python-services"] if impl == "python" else []
+    # The Rust run also takes --symbols and --rate; the Python one the defaults.
+    flags = ["--python-services"] if impl == "python" else ["--symbols", "X", "Y", "--rate", "300"]
+    symbols = ["AAPL", "MSFT", "GOOG"] if impl == "python" else ["X", "Y"]
+    rate = 1000.0 if impl == "python" else 300.0
     report = tmp_path / "report"
     result = subprocess.run(
         [*TRADEWIRE, "demo", "--duration", "4", "--json", "--report-dir", str(report), *flags],
@@ -72,7 +151,14 @@ def test_demo_runs_the_pipeline_and_stops_cleanly(
     assert summary["report"] == str(report / "index.html")
     assert {p.name for p in report.iterdir()} >= {"index.html", "pnl.png", "positions.png"}
     assert f"{impl} services" in result.stderr
-    assert _no_demo_processes_left()
+    assert sorted(summary["last_prices"]) == sorted(symbols)
+    assert all(p > 0 for p in summary["last_prices"].values())
+    md = summary["services"]["market-data"]["summary"]
+    assert md["symbols"] == symbols
+    # The rate is honoured, roughly: paced, so never far above; not starved far below.
+    assert 0.5 * rate <= md["rate"] <= 1.1 * rate, md
+    assert md["published"] <= 1.1 * rate * md["seconds"] + 1, md
+    _assert_no_processes_left(summary)
 
 
 @pytest.mark.slow
@@ -83,11 +169,17 @@ def test_ctrl_c_stops_everything_cleanly() -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(12)  # training the model and starting three services takes a few seconds
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # training the model and starting the services: a few seconds
+        seen.append(line)
+        if "pipeline running" in line:
+            break
+    assert "pipeline running" in seen[-1], seen
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
     summary = json.loads(out)
     assert summary["leftover_ipc_files"] == []
     assert all(p["exit"] == 0 for p in summary["services"].values())
-    assert _no_demo_processes_left()
+    _assert_no_processes_left(summary)

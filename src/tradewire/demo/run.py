@@ -144,6 +144,7 @@ def run(
         if report_dir is not None:
             recorder = _start_recorder(run_dir, env)
         watcher = Watcher({c: f"ipc://{run_dir}/{c}" for c in CHANNELS})
+        print(f"tradewire demo: pipeline running ({run_dir})", file=log, flush=True)
         _watch(watcher, duration, stop, as_json)
         summary.update(watcher.summary())
     finally:
@@ -153,8 +154,12 @@ def run(
             summary["recorder_exit"] = _stop_recorder(recorder)
         codes = {s.name: services.stop(s) for s in reversed(started)}
         summary["services"] = {
-            s.name: {"exit": codes[s.name], "summary": s.summary()} for s in started
+            s.name: {"pid": s.proc.pid, "exit": codes[s.name], "summary": s.summary()}
+            for s in started
         }
+        if recorder is not None:
+            summary["recorder_pid"] = recorder.pid
+        summary["run_dir"] = str(run_dir)
         if recorder is not None and report_dir is not None:
             index = _report(run_dir, report_dir)
             summary["report"] = str(index) if index else None

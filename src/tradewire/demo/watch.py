@@ -108,6 +108,7 @@ class Watcher:
         return {
             "messages": {n: s.count for n, s in v.channels.items()},
             "latency_us": {n: percentiles(list(s.latency_us)) for n, s in v.channels.items()},
+            "last_prices": dict(sorted(v.last_prices.items())),
             "gaps": v.gaps,
             "unrecoverable": v.unrecoverable,
             "signals": dict(v.signal_counts),
