@@ -125,7 +125,7 @@ fn handshake_first_message_after_connect_is_always_received() {
     let dir = TempDir::new();
     let ep = dir.endpoint("md");
     let publisher = Publisher::<MarketData>::bind(&ep).unwrap();
-    for trial in 0..200u32 {
+    for trial in 0..1000u32 {
         let opts = if trial % 2 == 0 {
             SubscriberOptions::default()
         } else {
@@ -139,7 +139,7 @@ fn handshake_first_message_after_connect_is_always_received() {
         assert_eq!(got.seq, seq, "trial {trial}");
         assert_eq!(got.message.price, f64::from(trial));
     }
-    assert_eq!(publisher.stats().handshakes, 200);
+    assert_eq!(publisher.stats().handshakes, 1000);
 }
 
 #[test]
