@@ -24,7 +24,9 @@ from tradewire.ml import (
     labelled_dataset,
     to_onnx,
 )
-from tradewire.ml.export import META_FEATURES
+from tradewire.ml.data import LabelledData
+from tradewire.ml.export import META_CLASSES, META_FEATURES
+from tradewire.ml.registry import FeatureMismatchError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -117,6 +119,112 @@ def test_torch_export_matches_helper_export(trained: TradingModel, tmp_path: Pat
     np.testing.assert_allclose(ra, rb, atol=1e-5)
 
 
+# ---- XGBoost -> ONNX (optional extra `xgboost`) ----
+
+
+@pytest.fixture(scope="module")
+def xgb_data() -> LabelledData:
+    return labelled_dataset(n_series=3, length=4000, seed=4)
+
+
+@pytest.fixture(scope="module")
+def xgb_model(xgb_data: LabelledData) -> Any:
+    pytest.importorskip("xgboost")
+    pytest.importorskip("onnxmltools")
+    from tradewire.ml import train_xgboost
+
+    return train_xgboost(xgb_data, n_estimators=40, max_depth=4, seed=4)
+
+
+def assert_contract(proto: onnx.ModelProto) -> None:
+    """The graph contract every tradewire export honours."""
+    (inp,) = proto.graph.input
+    (out,) = proto.graph.output  # the converter's `label` output is gone
+    assert inp.name == INPUT_NAME and out.name == OUTPUT_NAME
+    for vi, width in ((inp, 7), (out, 3)):
+        assert vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        dims = [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
+        assert dims == ["batch_size", width], vi.name
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta[META_FEATURES]) == list(tf.FEATURE_NAMES)
+    assert json.loads(meta[META_CLASSES]) == list(CLASSES)
+    assert not any(n.op_type == "ZipMap" for n in proto.graph.node)
+
+
+def test_xgboost_export_contract_and_parity(
+    xgb_model: Any, xgb_data: LabelledData, tmp_path: Path
+) -> None:
+    from tradewire.ml import export_xgboost_onnx
+
+    assert xgb_model.n_classes_ == 3
+    path = export_xgboost_onnx(tmp_path / "xgb.onnx", xgb_model)
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    assert_contract(proto)
+    sess = session(path)
+    assert [o.name for o in sess.get_outputs()] == [OUTPUT_NAME]
+    rng = np.random.default_rng(5)
+    for x in (xgb_data.x[:1], xgb_data.x[:5], xgb_data.x, realistic_rows(rng, 1000)):
+        (got,) = sess.run([OUTPUT_NAME], {INPUT_NAME: x})
+        want = xgb_model.predict_proba(x)
+        assert got.shape == (len(x), 3) and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
+    # the model is not constant: it separates the classes on its own training data
+    (train_probs,) = sess.run([OUTPUT_NAME], {INPUT_NAME: xgb_data.x})
+    assert (train_probs.argmax(axis=1) == xgb_data.y).mean() > np.bincount(xgb_data.y).max() / len(
+        xgb_data.y
+    )
+
+
+def test_xgboost_export_refuses_a_foreign_classifier(xgb_data: LabelledData) -> None:
+    xgb = pytest.importorskip("xgboost")
+    pytest.importorskip("onnxmltools")
+    from tradewire.ml import train_xgboost, xgboost_to_onnx
+
+    binary = xgb.XGBClassifier(n_estimators=2, max_depth=2, n_jobs=1)
+    binary.fit(xgb_data.x, (xgb_data.y == 0).astype(np.int64))
+    with pytest.raises(ValueError, match="2 classes, want 3"):
+        xgboost_to_onnx(binary)
+    narrow = xgb.XGBClassifier(n_estimators=2, max_depth=2, n_jobs=1)
+    narrow.fit(xgb_data.x[:, :5], xgb_data.y)
+    with pytest.raises(ValueError, match="5 inputs, want 7"):
+        xgboost_to_onnx(narrow)
+    no_sell = LabelledData(xgb_data.x[xgb_data.y < 2], xgb_data.y[xgb_data.y < 2], tf.FEATURE_NAMES)
+    with pytest.raises(ValueError, match=r"classes \[2\] absent"):
+        train_xgboost(no_sell, n_estimators=2)
+
+
+def test_xgboost_model_through_the_registry(
+    xgb_model: Any, xgb_data: LabelledData, tmp_path: Path
+) -> None:
+    from tradewire.ml import export_xgboost_onnx
+
+    reg = ModelRegistry(tmp_path / "models")
+    src = export_xgboost_onnx(tmp_path / "xgb.onnx", xgb_model)
+    entry = reg.register(src, name="xgb", metadata={"model_type": "xgboost"})
+    loaded = reg.load("latest")
+    assert loaded == entry and loaded.feature_names == tf.FEATURE_NAMES
+    sess = reg.session(entry.version)
+    (got,) = sess.run([OUTPUT_NAME], {INPUT_NAME: xgb_data.x[:100]})
+    np.testing.assert_allclose(got, xgb_model.predict_proba(xgb_data.x[:100]), atol=1e-5)
+    # the embedded names are checked too, not only the registry's
+    with pytest.raises(FeatureMismatchError, match="trained on features"):
+        reg.session(expected_features=tuple(reversed(tf.FEATURE_NAMES)))
+
+
+def test_train_cli_xgboost(tmp_path: Path) -> None:
+    pytest.importorskip("xgboost")
+    pytest.importorskip("onnxmltools")
+    from tradewire.ml.__main__ import main
+
+    assert main(["train", "--registry", str(tmp_path), "--model-type", "xgboost"]) == 0
+    (entry,) = ModelRegistry(tmp_path).entries()
+    assert entry.metadata["model_type"] == "xgboost"
+    assert 0.0 < entry.metadata["val_accuracy"] <= 1.0
+    assert_contract(onnx.load(str(ModelRegistry(tmp_path).load().path)))
+
+
 # ---- Rust inference (signal-bridge) ----
 
 
@@ -196,3 +304,38 @@ def test_bridge_refuses_wrong_features_and_tampered_models(
         [str(bridge), "--model", str(bad)], capture_output=True, text=True, check=False
     )
     assert res.returncode == 2
+
+
+def test_bridge_runs_xgboost_model(bridge: Path, xgb_model: Any, tmp_path: Path) -> None:
+    """The TreeEnsembleClassifier (ai.onnx.ml) graph runs in Rust through the same
+    libonnxruntime; outputs match Python onnxruntime and xgboost."""
+    from tradewire.ml import export_xgboost_onnx
+
+    reg = ModelRegistry(tmp_path / "models")
+    entry = reg.register(export_xgboost_onnx(tmp_path / "xgb.onnx", xgb_model), name="xgb")
+    res = subprocess.run(
+        [str(bridge), "--registry", str(reg.root), "--test-inference"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    x = np.array(doc["input"], dtype=np.float32)
+    (want,) = session(entry.path).run([OUTPUT_NAME], {INPUT_NAME: x})
+    np.testing.assert_allclose(np.array(doc["output"]), want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.array(doc["output"]), xgb_model.predict_proba(x), atol=1e-5)
+
+    x = realistic_rows(np.random.default_rng(11), 10_000)
+    np.save(tmp_path / "x.npy", x)
+    res = subprocess.run(
+        [str(bridge), "--model", str(entry.path), "--test-inference-file", str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    got = np.array(json.loads(res.stdout)["output"])
+    (want,) = session(entry.path).run([OUTPUT_NAME], {INPUT_NAME: x})
+    assert got.shape == (10_000, 3)
+    assert np.abs(got - want).max() <= 1e-5

@@ -1,4 +1,4 @@
-"""python -m tradewire.ml train --registry DIR [--epochs N] [--seed S]"""
+"""python -m tradewire.ml train --registry DIR [--epochs N] [--seed S] [--model-type mlp|xgboost]"""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from tradewire.ml.data import labelled_dataset
-from tradewire.ml.export import export_onnx
+from tradewire.ml.export import export_onnx, export_xgboost_onnx, train_xgboost
 from tradewire.ml.model import TradingModel
 from tradewire.ml.registry import ModelRegistry
 
@@ -22,17 +22,31 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--epochs", type=int, default=10)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--name", default="strategy")
+    tr.add_argument(
+        "--model-type",
+        choices=["mlp", "xgboost"],
+        default="mlp",
+        help="mlp: the seed's TradingModel (numpy); xgboost: XGBClassifier (extra `xgboost`)",
+    )
     args = ap.parse_args(argv)
 
     data = labelled_dataset(seed=args.seed)
     split = int(0.8 * len(data.y))
-    model = TradingModel.init(args.seed)
-    model.fit(data.x[:split], data.y[:split], epochs=args.epochs, seed=args.seed)
-    acc = model.accuracy(data.x[split:], data.y[split:])
+    train, val = data.split(split)
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(model, Path(tmp) / "model.onnx")
+        if args.model_type == "xgboost":
+            clf = train_xgboost(train, seed=args.seed)
+            acc = float((clf.predict(val.x) == val.y).mean())
+            path = export_xgboost_onnx(Path(tmp) / "model.onnx", clf)
+            model_type = "xgboost"
+        else:
+            model = TradingModel.init(args.seed)
+            model.fit(train.x, train.y, epochs=args.epochs, seed=args.seed)
+            acc = model.accuracy(val.x, val.y)
+            path = export_onnx(model, Path(tmp) / "model.onnx")
+            model_type = "numpy-mlp"
         entry = ModelRegistry(args.registry).register(
-            path, name=args.name, metadata={"model_type": "numpy-mlp", "val_accuracy": acc}
+            path, name=args.name, metadata={"model_type": model_type, "val_accuracy": acc}
         )
     json.dump({"version": entry.version, "path": str(entry.path), "val_accuracy": acc}, sys.stdout)
     print()

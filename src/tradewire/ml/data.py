@@ -22,6 +22,13 @@ class LabelledData:
     y: npt.NDArray[np.int64]  # (n,), class index into CLASSES
     feature_names: tuple[str, ...]
 
+    def split(self, at: int) -> tuple[LabelledData, LabelledData]:
+        """Rows [:at] and [at:] (e.g. train / validation)."""
+        return (
+            LabelledData(self.x[:at], self.y[:at], self.feature_names),
+            LabelledData(self.x[at:], self.y[at:], self.feature_names),
+        )
+
 
 def synthetic_market(
     n: int, seed: int = 0

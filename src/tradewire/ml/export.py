@@ -2,7 +2,9 @@
 
 Default path (no torch): the graph is built with `onnx.helper` from the trained numpy
 weights. With torch installed, :func:`export_torch_onnx` exports the same network through
-`torch.onnx.export` instead. Both produce input ``features`` float32 [batch, 7], output
+`torch.onnx.export` instead; with the `xgboost` extra, :func:`export_xgboost_onnx` exports a
+gradient-boosted classifier trained on the same features through onnxmltools. All produce
+input ``features`` float32 [batch, 7], output
 ``signal_probabilities`` float32 [batch, 3] (softmax over buy/hold/sell), a dynamic batch
 dimension, and metadata ``tradewire.feature_names`` / ``tradewire.classes`` (JSON lists),
 which signal-bridge checks before inference.
@@ -21,7 +23,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from tradewire.ml.data import CLASSES
+from tradewire import features as tf
+from tradewire.ml.data import CLASSES, LabelledData, labelled_dataset
 from tradewire.ml.model import TradingModel
 
 INPUT_NAME: Final = "features"
@@ -33,8 +36,12 @@ META_CLASSES: Final = "tradewire.classes"
 
 
 def _metadata(model: TradingModel) -> dict[str, str]:
+    return _metadata_for(model.feature_names)
+
+
+def _metadata_for(feature_names: tuple[str, ...]) -> dict[str, str]:
     return {
-        META_FEATURES: json.dumps(list(model.feature_names)),
+        META_FEATURES: json.dumps(list(feature_names)),
         META_CLASSES: json.dumps(list(CLASSES)),
     }
 
@@ -146,4 +153,112 @@ def export_torch_onnx(model: TradingModel, path: str | os.PathLike[str]) -> Path
         proto = onnx.load(str(raw))
     helper.set_model_props(proto, _metadata(model))
     atomic_write_bytes(out, proto.SerializeToString())
+    return out
+
+
+# ---- XGBoost (optional extra `xgboost`: xgboost-cpu + onnxmltools) ----
+
+#: onnxmltools' highest default-domain opset for XGBoost; the graph itself only uses
+#: ai.onnx.ml TreeEnsembleClassifier, which onnxruntime (Python and Rust) runs natively.
+XGBOOST_OPSET: Final = 15
+
+
+def train_xgboost(
+    data: LabelledData | None = None,
+    *,
+    n_estimators: int = 60,
+    max_depth: int = 4,
+    learning_rate: float = 0.2,
+    seed: int = 0,
+) -> Any:
+    """An ``xgboost.XGBClassifier`` (3 classes, buy/hold/sell) fitted on the labelled
+    synthetic dataset the TradingModel is trained on (``labelled_dataset(seed=seed)`` by
+    default). Single-threaded, so that a seed gives the same trees."""
+    xgb: Any = importlib.import_module("xgboost")  # optional extra
+    d = data if data is not None else labelled_dataset(seed=seed)
+    if d.x.ndim != 2 or d.x.shape[1] != len(d.feature_names):
+        raise ValueError(f"x must be (n, {len(d.feature_names)})")
+    missing = set(range(len(CLASSES))) - {int(c) for c in np.unique(d.y)}
+    if missing:
+        raise ValueError(f"classes {sorted(missing)} absent from the labels: need all of {CLASSES}")
+    clf = xgb.XGBClassifier(
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        learning_rate=learning_rate,
+        objective="multi:softprob",
+        tree_method="hist",
+        n_jobs=1,
+        random_state=seed,
+    )
+    clf.fit(np.asarray(d.x, dtype=np.float32), d.y)
+    return clf
+
+
+def _rename(graph: onnx.GraphProto, old: str, new: str) -> None:
+    for node in graph.node:
+        node.input[:] = [new if n == old else n for n in node.input]
+        node.output[:] = [new if n == old else n for n in node.output]
+    for vi in (*graph.input, *graph.output, *graph.value_info):
+        if vi.name == old:
+            vi.name = new
+
+
+def xgboost_to_onnx(
+    classifier: Any, feature_names: tuple[str, ...] = tf.FEATURE_NAMES
+) -> onnx.ModelProto:
+    """Convert a fitted XGBClassifier with onnxmltools and bring the graph to the tradewire
+    contract: input ``features`` float32 [batch_size, 7], sole output
+    ``signal_probabilities`` float32 [batch_size, 3] (the converter's ``label`` output is
+    dropped; XGBoost graphs have no ZipMap), plus the feature-names/classes metadata."""
+    onnxmltools: Any = importlib.import_module("onnxmltools")
+    types: Any = importlib.import_module("onnxmltools.convert.common.data_types")
+    n_classes = int(getattr(classifier, "n_classes_", 0))
+    n_features = int(getattr(classifier, "n_features_in_", 0))
+    if n_classes != len(CLASSES):
+        raise ValueError(f"classifier has {n_classes} classes, want {len(CLASSES)} ({CLASSES})")
+    if n_features != len(feature_names):
+        raise ValueError(f"classifier has {n_features} inputs, want {len(feature_names)}")
+    proto: onnx.ModelProto = onnxmltools.convert_xgboost(
+        classifier,
+        initial_types=[(INPUT_NAME, types.FloatTensorType([None, n_features]))],
+        target_opset=XGBOOST_OPSET,
+    )
+    graph = proto.graph
+    (inp,) = graph.input
+    outputs = {o.name: o for o in graph.output}
+    prob = next(
+        (o for o in graph.output if o.type.tensor_type.elem_type == TensorProto.FLOAT), None
+    )
+    if inp.name != INPUT_NAME or prob is None or len(outputs) != 2:
+        raise RuntimeError(
+            f"unexpected onnxmltools graph: inputs {[i.name for i in graph.input]}, "
+            f"outputs {list(outputs)}"
+        )
+    _rename(graph, prob.name, OUTPUT_NAME)
+    keep = [o for o in graph.output if o.name == OUTPUT_NAME]
+    del graph.output[:]
+    graph.output.extend(keep)
+    for vi in (graph.input[0], graph.output[0]):
+        dim0 = vi.type.tensor_type.shape.dim[0]
+        dim0.ClearField("dim_value")
+        dim0.dim_param = "batch_size"
+    graph.name = "tradewire_xgboost_model"
+    proto.producer_name = "tradewire.ml (onnxmltools)"
+    helper.set_model_props(proto, _metadata_for(tuple(feature_names)))
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def export_xgboost_onnx(
+    path: str | os.PathLike[str],
+    classifier: Any = None,
+    *,
+    feature_names: tuple[str, ...] = tf.FEATURE_NAMES,
+    seed: int = 0,
+) -> Path:
+    """Export an XGBClassifier (trained here with :func:`train_xgboost` when `classifier`
+    is None) to ONNX with the same contract as :func:`export_onnx`; atomic write."""
+    clf = classifier if classifier is not None else train_xgboost(seed=seed)
+    out = Path(path)
+    atomic_write_bytes(out, xgboost_to_onnx(clf, feature_names).SerializeToString())
     return out
