@@ -63,6 +63,21 @@ def session(path: Path) -> Any:
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
+def assert_contract(proto: onnx.ModelProto) -> None:
+    """The graph contract every tradewire export honours."""
+    (inp,) = proto.graph.input
+    (out,) = proto.graph.output  # the converter's `label` output is gone
+    assert inp.name == INPUT_NAME and out.name == OUTPUT_NAME
+    for vi, width in ((inp, 7), (out, 3)):
+        assert vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        dims = [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
+        assert dims == ["batch_size", width], vi.name
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert json.loads(meta[META_FEATURES]) == list(tf.FEATURE_NAMES)
+    assert json.loads(meta[META_CLASSES]) == list(CLASSES)
+    assert not any(n.op_type == "ZipMap" for n in proto.graph.node)
+
+
 def test_dataset_is_labelled_from_the_features() -> None:
     d = labelled_dataset(n_series=2, length=1000, horizon=10, seed=3)
     assert d.feature_names == tf.FEATURE_NAMES
@@ -85,6 +100,7 @@ def test_training_learns() -> None:
 
 def test_onnx_graph_contract(trained: TradingModel, tmp_path: Path) -> None:
     proto = to_onnx(trained)
+    assert_contract(proto)
     (inp,) = proto.graph.input
     (out,) = proto.graph.output
     assert inp.name == INPUT_NAME and out.name == OUTPUT_NAME
@@ -113,10 +129,21 @@ def test_torch_export_matches_helper_export(trained: TradingModel, tmp_path: Pat
 
     a = export_onnx(trained, tmp_path / "a.onnx")
     b = export_torch_onnx(trained, tmp_path / "b.onnx")
-    x = np.random.default_rng(0).normal(size=(64, 7)).astype(np.float32)
-    (ra,) = session(a).run([OUTPUT_NAME], {INPUT_NAME: x})
-    (rb,) = session(b).run([OUTPUT_NAME], {INPUT_NAME: x})
-    np.testing.assert_allclose(ra, rb, atol=1e-5)
+    # same contract as the helper export: names, dtype, dynamic batch, metadata
+    assert_contract(onnx.load(str(b)))
+    sa, sb = session(a), session(b)
+    rng = np.random.default_rng(0)
+    for batch in (1, 5, 1000):  # dynamic batch survives the export, at run time too
+        x = realistic_rows(rng, batch)
+        (ra,) = sa.run([OUTPUT_NAME], {INPUT_NAME: x})
+        (rb,) = sb.run([OUTPUT_NAME], {INPUT_NAME: x})
+        assert rb.shape == (batch, 3)
+        np.testing.assert_allclose(ra, rb, atol=1e-5)
+        np.testing.assert_allclose(rb, trained.predict_proba(x), atol=1e-5)
+    # the registry accepts it and checks the embedded feature names
+    reg = ModelRegistry(tmp_path / "models")
+    entry = reg.register(b, metadata={"model_type": "torch-mlp"})
+    assert [i.name for i in reg.session(entry.version).get_inputs()] == [INPUT_NAME]
 
 
 # ---- XGBoost -> ONNX (optional extra `xgboost`) ----
@@ -134,21 +161,6 @@ def xgb_model(xgb_data: LabelledData) -> Any:
     from tradewire.ml import train_xgboost
 
     return train_xgboost(xgb_data, n_estimators=40, max_depth=4, seed=4)
-
-
-def assert_contract(proto: onnx.ModelProto) -> None:
-    """The graph contract every tradewire export honours."""
-    (inp,) = proto.graph.input
-    (out,) = proto.graph.output  # the converter's `label` output is gone
-    assert inp.name == INPUT_NAME and out.name == OUTPUT_NAME
-    for vi, width in ((inp, 7), (out, 3)):
-        assert vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-        dims = [d.dim_param or d.dim_value for d in vi.type.tensor_type.shape.dim]
-        assert dims == ["batch_size", width], vi.name
-    meta = {p.key: p.value for p in proto.metadata_props}
-    assert json.loads(meta[META_FEATURES]) == list(tf.FEATURE_NAMES)
-    assert json.loads(meta[META_CLASSES]) == list(CLASSES)
-    assert not any(n.op_type == "ZipMap" for n in proto.graph.node)
 
 
 def test_xgboost_export_contract_and_parity(

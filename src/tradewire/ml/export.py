@@ -16,6 +16,7 @@ import importlib
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Final
 
@@ -140,16 +141,25 @@ def export_torch_onnx(model: TradingModel, path: str | os.PathLike[str]) -> Path
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "model.onnx"
-        torch.onnx.export(
-            net,
-            (torch.zeros(1, model.weights[0].shape[0]),),
-            str(raw),
-            input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch_size"}, OUTPUT_NAME: {0: "batch_size"}},
-            opset_version=OPSET,
-            dynamo=False,
-        )
+        # The TorchScript-based exporter on purpose: it needs no onnxscript and honours
+        # dynamic_axes as given. torch >= 2.9 flags it with a DeprecationWarning; only
+        # that one warning is silenced.
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore",
+                message=r"You are using the legacy TorchScript-based ONNX export",
+                category=DeprecationWarning,
+            )
+            torch.onnx.export(
+                net,
+                (torch.zeros(1, model.weights[0].shape[0]),),
+                str(raw),
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch_size"}, OUTPUT_NAME: {0: "batch_size"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
         proto = onnx.load(str(raw))
     helper.set_model_props(proto, _metadata(model))
     atomic_write_bytes(out, proto.SerializeToString())
