@@ -116,7 +116,9 @@ def test_link_down_for_5s_is_detected_and_replayed(two_hosts: tuple[str, str, st
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        time.sleep(1.0)  # the monitor's handshake completes; no message is published yet
+        publisher.stdin.write("wait 1\n")  # until the monitor's handshake has completed
+        publisher.stdin.flush()
+        assert publisher.stdout.readline().split() == ["subscribed", "1"]
         publisher.stdin.write(f"go {total} 1000\n")
         publisher.stdin.flush()
         time.sleep(3.0)

@@ -383,19 +383,214 @@ def test_curve_command_server_rejects_unknown_keys_and_logs_it(
     assert f"rejected CURVE client {stranger.public.decode()}" in caplog.text
 
 
-def test_close_is_bounded_when_the_peer_is_gone(endpoint: str) -> None:
-    """Pending sends are dropped after linger (500 ms by default), not kept forever."""
-    client = CommandsClient(endpoint + "-nobody")
-    with pytest.raises(CommandTimeout):
-        client.send(
-            StrategyCommand(type=StrategyCommand.KILL_SWITCH), timeout=0.2, retry_interval=0.05
+CLOSE_CHILD = """
+import sys, time, zmq
+from tradewire.channels import CommandsClient, MarketDataPublisher
+from tradewire.messages import MarketData, StrategyCommand
+from tradewire.transport import CommandTimeout
+
+kind, endpoint, linger = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ctx = zmq.Context()  # its own context: terminating it is where pending sends are waited for
+if kind == "client":  # retries queued for a command server that never appears
+    ep = CommandsClient(endpoint, context=ctx, linger_ms=linger)
+    try:
+        ep.send(StrategyCommand(type=StrategyCommand.KILL_SWITCH), timeout=0.2,
+                retry_interval=0.02)
+    except CommandTimeout:
+        pass
+    assert ep.stats.sent >= 3, ep.stats
+else:  # frames queued for a subscriber that stopped reading
+    ep = MarketDataPublisher(endpoint, context=ctx, linger_ms=linger, sndhwm=0)
+    print("ready", flush=True)
+    assert ep.wait_for_subscription(timeout=10)
+    for i in range(100_000):
+        ep.publish(MarketData(symbol="A", price=i))
+ep.close()
+print("closed", flush=True)
+started = time.monotonic()
+ctx.term()
+print(f"terminated {time.monotonic() - started:.3f}", flush=True)
+"""
+
+
+@pytest.mark.parametrize("kind", ["client", "publisher"])
+@pytest.mark.parametrize("linger_ms", [500, -1])
+def test_close_is_bounded_when_the_peer_is_gone(endpoint: str, kind: str, linger_ms: int) -> None:
+    """A child process queues frames for a peer that is gone (client: no server ever;
+    publisher: a subscriber that never reads), closes and terminates its context. With the
+    default linger of 500 ms it exits well within 5 s, having waited about the linger; the
+    control, linger -1 (wait forever), is still blocked 1.5 s later."""
+    import subprocess
+    import sys
+
+    stuck = None
+    child = subprocess.Popen(
+        [sys.executable, "-c", CLOSE_CHILD, kind, endpoint, str(linger_ms)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        if kind == "publisher":
+            assert child.stdout.readline().strip() == "ready"
+            stuck = zmq.Context.instance().socket(zmq.SUB)
+            stuck.setsockopt(zmq.RCVHWM, 1)
+            stuck.subscribe(b"")
+            stuck.connect(endpoint)
+        assert child.stdout.readline().strip() == "closed"
+        closed_at = time.monotonic()
+        if linger_ms < 0:
+            with pytest.raises(subprocess.TimeoutExpired):
+                child.wait(timeout=1.5)
+            return
+        assert child.wait(timeout=10) == 0
+        exited_after = time.monotonic() - closed_at
+        waited = float(child.stdout.readline().split()[1])
+    finally:
+        child.kill()
+        child.wait(10)
+        if child.stdout is not None:
+            child.stdout.close()
+        if stuck is not None:
+            stuck.close(0)
+    assert exited_after < 5.0, f"exit took {exited_after:.2f}s after close()"
+    # frames really were pending (else the test proves nothing), and the linger ended the wait
+    assert waited >= 0.4, f"context term took only {waited:.3f}s: nothing was pending"
+
+
+def test_every_socket_lingers_500_ms_by_default(endpoint: str) -> None:
+    with (
+        MarketDataPublisher(endpoint) as pub,
+        MarketDataSubscriber(endpoint) as sub,
+        CommandsServer(endpoint + "-cmd", lambda c: CommandAck()) as server,
+        CommandsClient(endpoint + "-cmd") as client,
+    ):
+        sockets = [s for e in (pub, sub, server, client) for s in e._sockets]
+        assert len(sockets) == 6
+        assert {s.getsockopt(zmq.LINGER) for s in sockets} == {500}
+
+
+def test_server_fills_the_engine_timestamp_when_the_handler_leaves_it_zero(endpoint: str) -> None:
+    stop = threading.Event()
+    with (
+        CommandsServer(endpoint, lambda c: CommandAck(outcome=CommandAck.APPLIED)) as server,
+        CommandsClient(endpoint) as client,
+    ):
+        thread = _serve(server, stop)
+        before = time.time_ns() // 1000
+        ack = client.send(StrategyCommand(type=StrategyCommand.KILL_SWITCH), timeout=5)
+        after = time.time_ns() // 1000
+        stop.set()
+        thread.join(5)
+    assert before <= ack.engine_timestamp_us <= after, (before, ack.engine_timestamp_us, after)
+
+
+def test_evicted_events_are_counted_not_dropped_silently(endpoint: str) -> None:
+    seen: list[TransportEvent] = []
+    with (
+        MarketDataPublisher(endpoint, ring_size=30, heartbeat_interval=0.1, sndhwm=10) as pub,
+        MarketDataSubscriber(endpoint, rcvhwm=10, max_events=5, on_event=seen.append) as sub,
+    ):
+        for i in range(5_000):
+            pub.publish(MarketData(symbol="A", price=i))
+        drain(sub, 5_000)
+    assert len(seen) > 5, "a small ring under load must produce many gap events"
+    assert len(sub.events) == 5 and list(sub.events) == seen[-5:]
+    assert sub.stats.events_dropped == len(seen) - 5
+    assert sub.stats.as_dict()["events_dropped"] == len(seen) - 5
+
+
+def test_wait_for_subscribers_returns_once_the_handshakes_are_done(endpoint: str) -> None:
+    with MarketDataPublisher(endpoint) as pub:
+        assert pub.wait_for_subscribers(1, timeout=0.05) is False
+        opened: list[MarketDataSubscriber] = []
+        opener = threading.Thread(
+            target=lambda: opened.extend(MarketDataSubscriber(endpoint) for _ in range(2))
         )
-    pub = MarketDataPublisher(endpoint, sndhwm=0)
-    sub = MarketDataSubscriber(endpoint, rcvhwm=10)
-    for i in range(50_000):  # far more than the subscriber takes: frames queue up
-        pub.publish(MarketData(symbol="A", price=i))
-    sub.close()
-    started = time.monotonic()
-    client.close()
-    pub.close()
-    assert time.monotonic() - started < 3.0  # two lingers of 0.5 s, with slack for CI
+        opener.start()
+        assert pub.wait_for_subscribers(2, timeout=10)
+        assert pub.stats.handshakes >= 2
+        opener.join(10)
+        pub.publish(MarketData(symbol="A", price=1))
+        assert all((got := s.recv(timeout=5)) and got.message.price == 1 for s in opened)
+        for s in opened:
+            s.close()
+
+
+def test_wait_for_subscription_sees_a_plain_subscriber(endpoint: str) -> None:
+    """A subscriber reconnecting after a publisher restart resends its subscriptions but
+    does no handshake: wait_for_subscription sees it, wait_for_subscribers does not."""
+    raw = zmq.Context.instance().socket(zmq.SUB)
+    try:
+        with MarketDataPublisher(endpoint) as pub:
+            assert pub.wait_for_subscription(timeout=0.05) is False
+            raw.subscribe(wire.channel_prefix("market_data"))
+            raw.connect(endpoint)
+            assert pub.wait_for_subscription(timeout=10)
+            assert pub.stats.subscriptions >= 1 and pub.stats.handshakes == 0
+            pub.publish(MarketData(symbol="A", price=1))
+            assert raw.poll(5000), "the subscription was live when wait returned"
+    finally:
+        raw.close(0)
+
+
+def test_async_with_and_asend_keep_the_event_loop_running(endpoint: str) -> None:
+    import asyncio
+
+    applied: list[str] = []
+
+    def handle(cmd: StrategyCommand) -> CommandAck:
+        applied.append(cmd.command_id)
+        return CommandAck(outcome=CommandAck.APPLIED)
+
+    async def main() -> tuple[list[CommandAck], int, bool, bool]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.001)
+                ticks += 1
+
+        task = asyncio.get_running_loop().create_task(ticker())
+        async with CommandsClient(endpoint) as client:
+            # nobody serves yet: the retries wait without blocking the loop
+            with pytest.raises(CommandTimeout, match="no ack"):
+                await client.asend(
+                    StrategyCommand(type=StrategyCommand.PAUSE_TRADING, command_id="early"),
+                    timeout=0.2,
+                    retry_interval=0.05,
+                )
+            before = ticks
+            stop = threading.Event()
+            async with CommandsServer(endpoint, handle) as server:
+                thread = _serve(server, stop)
+                acks = [
+                    await client.asend(
+                        StrategyCommand(type=StrategyCommand.KILL_SWITCH, command_id=f"a-{i}"),
+                        timeout=5,
+                    )
+                    for i in range(3)
+                ]
+                stop.set()
+                await asyncio.to_thread(thread.join, 5)
+            ticked_while_waiting = before > 10
+        task.cancel()
+        async with (
+            MarketDataPublisher(endpoint + "-md") as pub,
+            MarketDataSubscriber(endpoint + "-md") as sub,
+        ):
+            pub.publish(MarketData(symbol="A", price=3))
+            got = await sub.arecv(timeout=5)
+        closed = all(s.closed for e in (client, server, pub, sub) for s in e._sockets)
+        return acks, ticks, ticked_while_waiting and got is not None, closed
+
+    acks, ticks, ok, closed = asyncio.run(main())
+    assert [(a.command_id, a.outcome) for a in acks] == [
+        (f"a-{i}", CommandAck.APPLIED) for i in range(3)
+    ]
+    # copies of "early" queued before the server existed are applied once when it appears
+    assert [c for c in applied if c != "early"] == ["a-0", "a-1", "a-2"]
+    assert applied.count("early") <= 1
+    assert ok and ticks > 10
+    assert closed, "async with closes every socket"

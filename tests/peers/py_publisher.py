@@ -2,7 +2,9 @@
 
 stdin/stdout protocol, one line each: prints `ready <publisher_id>`; on `go N [RATE]`
 publishes N messages (symbols cycled, at RATE msg/s if given) and prints `done <last_seq>`;
-on `exit` closes and exits 0.
+on `wait N [TIMEOUT]` prints `subscribed N` once N subscribers completed the subscription
+handshake (`timeout N` if they did not within TIMEOUT s, default 30); on `exit` closes and
+exits 0.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ def main() -> int:
                     tick.timestamp_us = i
                     seq = pub.publish(tick)
                 print(f"done {seq}", flush=True)
+            elif command == "wait":
+                n, _, timeout = arg.partition(" ")
+                ok = pub.wait_for_subscribers(int(n or 1), float(timeout or 30))
+                print(f"{'subscribed' if ok else 'timeout'} {n or 1}", flush=True)
             elif command == "exit":
                 break
     return 0

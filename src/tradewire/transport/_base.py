@@ -22,7 +22,12 @@ DEFAULT_HWM = 100_000
 
 @dataclass
 class Stats:
-    """Counters every endpoint keeps; nothing is dropped without being counted here."""
+    """Counters every endpoint keeps; nothing is dropped without being counted here.
+
+    `handshakes` / `subscriptions` (publishers): subscription handshakes answered and other
+    subscription notices seen on the XPUB. `events_dropped` (subscribers): events evicted
+    from the bounded `events` deque before anyone read them (`on_event` still saw them).
+    """
 
     sent: int = 0
     received: int = 0
@@ -38,6 +43,8 @@ class Stats:
     snapshots_served: int = 0
     heartbeats: int = 0
     handshakes: int = 0
+    subscriptions: int = 0
+    events_dropped: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -137,6 +144,17 @@ class Endpoint:
         return self
 
     def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -56,6 +58,51 @@ class CommandClient(Endpoint, Generic[Req, Rep]):
 
     def send(self, command: Req, *, timeout: float = 5.0, retry_interval: float = 0.25) -> Rep:
         """Send and wait for the ack; raises CommandTimeout after `timeout` seconds."""
+        command_id, frame = self._frame_for(command)
+        deadline = time.monotonic() + timeout
+        while True:
+            self._try_send(frame)
+            retry_at = min(deadline, time.monotonic() + retry_interval)
+            while (left := retry_at - time.monotonic()) > 0:
+                if not self._socket.poll(int(left * 1000) + 1, zmq.POLLIN):
+                    continue
+                ack = self._accept(self._socket.recv(), command_id)
+                if ack is not None:
+                    return ack
+            if time.monotonic() >= deadline:
+                raise self._timeout(command_id, timeout)
+
+    async def asend(
+        self, command: Req, *, timeout: float = 5.0, retry_interval: float = 0.25
+    ) -> Rep:
+        """asyncio form of send(): same retries and deadline, waits on the socket's file
+        descriptor so the event loop keeps running."""
+        loop = asyncio.get_running_loop()
+        command_id, frame = self._frame_for(command)
+        deadline = time.monotonic() + timeout
+        wake = asyncio.Event()
+        fd = int(self._socket.getsockopt(zmq.FD))
+        loop.add_reader(fd, wake.set)
+        try:
+            while True:
+                self._try_send(frame)
+                retry_at = min(deadline, time.monotonic() + retry_interval)
+                while True:
+                    wake.clear()
+                    ack = self._drain(command_id)  # the FD is edge-triggered: read it all
+                    if ack is not None:
+                        return ack
+                    left = retry_at - time.monotonic()
+                    if left <= 0:
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), left)
+                if time.monotonic() >= deadline:
+                    raise self._timeout(command_id, timeout)
+        finally:
+            loop.remove_reader(fd)
+
+    def _frame_for(self, command: Req) -> tuple[str, bytes]:
         if not getattr(command, "command_id"):  # noqa: B009 - generic over the schema
             command.command_id = uuid.uuid4().hex  # type: ignore[attr-defined]
         command_id: str = command.command_id  # type: ignore[attr-defined]
@@ -67,24 +114,30 @@ class CommandClient(Endpoint, Generic[Req, Rep]):
             seq=self._seq,
             send_ts_ns=now_ns(),
         )
-        deadline = time.monotonic() + timeout
+        return command_id, frame
+
+    def _try_send(self, frame: bytes) -> None:
+        try:  # never block past the deadline: no peer (yet) means try again later
+            self._socket.send(frame, zmq.NOBLOCK)
+            self.stats.sent += 1
+        except zmq.Again:
+            self.stats.rejected["no_peer"] += 1
+
+    def _drain(self, command_id: str) -> Rep | None:
+        """Read every queued reply without blocking; the ack of `command_id` if among them."""
         while True:
-            try:  # never block past the deadline: no peer (yet) means try again later
-                self._socket.send(frame, zmq.NOBLOCK)
-                self.stats.sent += 1
+            try:
+                frame = self._socket.recv(zmq.NOBLOCK)
             except zmq.Again:
-                self.stats.rejected["no_peer"] += 1
-            retry_at = min(deadline, time.monotonic() + retry_interval)
-            while (left := retry_at - time.monotonic()) > 0:
-                if not self._socket.poll(int(left * 1000) + 1, zmq.POLLIN):
-                    continue
-                ack = self._accept(self._socket.recv(), command_id)
-                if ack is not None:
-                    return ack
-            if time.monotonic() >= deadline:
-                raise CommandTimeout(
-                    f"no ack for command {command_id} on {self.channel.name!r} within {timeout}s"
-                )
+                return None
+            ack = self._accept(frame, command_id)
+            if ack is not None:
+                return ack
+
+    def _timeout(self, command_id: str, timeout: float) -> CommandTimeout:
+        return CommandTimeout(
+            f"no ack for command {command_id} on {self.channel.name!r} within {timeout}s"
+        )
 
     def _accept(self, frame: bytes, command_id: str) -> Rep | None:
         try:
@@ -184,8 +237,11 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
                 repeat.duplicate = True  # type: ignore[attr-defined]
             return repeat
         ack = self._handler(command)
-        if "command_id" in ack.DESCRIPTOR.fields_by_name:
+        fields = ack.DESCRIPTOR.fields_by_name
+        if "command_id" in fields:
             ack.command_id = command_id  # type: ignore[attr-defined]
+        if "engine_timestamp_us" in fields and not getattr(ack, "engine_timestamp_us"):  # noqa: B009
+            ack.engine_timestamp_us = now_ns() // 1000  # type: ignore[attr-defined]
         if command_id:
             self._applied[command_id] = ack
             while len(self._applied) > self._window:

@@ -64,6 +64,7 @@ class Publisher(Endpoint, Generic[M]):
         self._heartbeat_interval = heartbeat_interval
         self._last_send = time.monotonic()
         self._lock = threading.Lock()
+        self._subscribed = threading.Condition(self._lock)  # notified on subscription notices
         self._data = self._socket_of(zmq.XPUB)
         self._data.setsockopt(zmq.SNDHWM, sndhwm)
         if endpoint.startswith("tcp://"):  # ZMTP heartbeats: drop dead peers, let them rejoin
@@ -113,6 +114,22 @@ class Publisher(Endpoint, Generic[M]):
         self.stats.sent += 1
         return seq
 
+    def wait_for_subscribers(self, n: int = 1, timeout: float | None = 10.0) -> bool:
+        """Block until `n` subscribers have completed the subscription handshake (each
+        handshake is one subscriber: its sync topic is unique), or `timeout` passes.
+        Returns whether they did. Built on the XPUB's subscription notices, no polling."""
+        with self._subscribed:
+            return self._subscribed.wait_for(lambda: self.stats.handshakes >= n, timeout)
+
+    def wait_for_subscription(self, timeout: float | None = 10.0) -> bool:
+        """Block until any subscriber is connected: a completed handshake or any data
+        subscription notice (a subscriber that reconnects after a publisher restart
+        resends its subscriptions but does no new handshake). Returns whether one is."""
+        with self._subscribed:
+            return self._subscribed.wait_for(
+                lambda: self.stats.handshakes > 0 or self.stats.subscriptions > 0, timeout
+            )
+
     def close(self) -> None:
         """Stop the control thread and close both sockets (bounded by linger)."""
         self._stop.set()
@@ -153,6 +170,9 @@ class Publisher(Endpoint, Generic[M]):
             if key.startswith(SYNC_PREFIX):
                 self._data.send(self._heartbeat_frame(topic_bytes))
                 self.stats.handshakes += 1
+            else:
+                self.stats.subscriptions += 1
+            self._subscribed.notify_all()
 
     def _heartbeat_frame(self, topic_bytes: bytes) -> bytes:
         beat = _HB.cls(

@@ -79,8 +79,12 @@ class Subscriber(Endpoint, Generic[M]):
         resume_from: Mapping[int, int] | None = None,
         backfill: bool = False,
         linger_ms: int = DEFAULT_LINGER_MS,
+        max_events: int = 10_000,
     ) -> None:
-        """`resume_from` (publisher_id -> last seq already processed) and `backfill` (start
+        """`events` keeps the last `max_events` events; older ones are evicted and counted
+        in `stats.events_dropped` (`on_event` sees every event).
+
+        `resume_from` (publisher_id -> last seq already processed) and `backfill` (start
         a publisher not in it at seq 0) make the first messages come from the publisher's
         replay ring instead of starting at its current sequence; unfiltered only."""
         super().__init__(context, linger_ms)
@@ -90,7 +94,7 @@ class Subscriber(Endpoint, Generic[M]):
         if snapshot and not self.channel.last_value:
             raise ValueError(f"channel {self.channel.name!r} keeps no last values to snapshot")
         self.keys = frozenset(keys) if keys is not None else None
-        self.events: deque[TransportEvent] = deque(maxlen=10_000)
+        self.events: deque[TransportEvent] = deque(maxlen=max(1, max_events))
         self._on_event = on_event
         self._cls: type[M] = self.channel.message.cls
         self._full_name = self.channel.message.full_name
@@ -572,6 +576,8 @@ class Subscriber(Endpoint, Generic[M]):
         detail: str = "",
     ) -> None:
         event = TransportEvent(kind, self.channel.name, publisher_id, key, first, last, detail)
+        if len(self.events) == self.events.maxlen:
+            self.stats.events_dropped += 1  # the oldest is evicted: counted, never silent
         self.events.append(event)
         if kind in ("unrecoverable_gap", "peer_lost", "publisher_restart"):
             log.warning("%s", event)
