@@ -152,7 +152,7 @@ def main() -> int:
                 engine.on_quote(event[1], now, out)
             elif kind == "command":
                 cmd: StrategyCommand = event[1]
-                outcome, reason = engine.on_command(cmd)
+                outcome, reason = engine.on_command(cmd, out)
                 log(
                     NAME,
                     f"command {cmd.command_id} {cmd.type} symbol {cmd.symbol!r}: "

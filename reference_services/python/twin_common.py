@@ -396,6 +396,7 @@ class Engine:
         self.paused_all = False
         self.paused: set[str] = set()
         self.kill = False
+        self.open: list[Order] = []  # SUBMITTED, not yet FILLED: what the kill switch cancels
         self.stats = EngineStats()
 
     def pnl(self) -> tuple[float, float]:
@@ -499,7 +500,11 @@ class Engine:
             self._position(pos, t, False, out)
             return
         out.append(update(Order.SUBMITTED))
-        out.append(update(Order.FILLED))
+        self.open.append(update(Order.SUBMITTED))
+        # A market order fills at once, at the matched quote (5.2).
+        filled = self.open.pop()
+        filled.status = Order.FILLED
+        out.append(filled)
         self.stats.filled += 1
         pos.fill(d, price)
         self._position(pos, t, True, out)
@@ -546,8 +551,9 @@ class Engine:
             )
         )
 
-    def on_command(self, cmd: StrategyCommand) -> tuple[CommandAck.Outcome, str]:
-        """(CommandAck.Outcome, reason), SPEC 5.5."""
+    def on_command(self, cmd: StrategyCommand, out: list[Output]) -> tuple[CommandAck.Outcome, str]:
+        """(CommandAck.Outcome, reason), SPEC 5.5; order updates it causes (the kill
+        switch's CANCELLED) go to `out`."""
         self.stats.commands += 1
         if cmd.type == StrategyCommand.UPDATE_RISK_LIMITS:
             if not cmd.parameters:
@@ -585,7 +591,12 @@ class Engine:
             return CommandAck.APPLIED, ""
         if cmd.type == StrategyCommand.KILL_SWITCH:
             self.kill = True
-            return CommandAck.APPLIED, "kill switch engaged; 0 open orders cancelled"
+            k = len(self.open)
+            for order in self.open:
+                order.status = Order.CANCELLED
+                out.append(order)
+            self.open.clear()
+            return CommandAck.APPLIED, f"kill switch engaged; {k} open orders cancelled"
         return CommandAck.REJECTED, f"unknown command type {cmd.type}"
 
 

@@ -108,6 +108,8 @@ pub struct Engine {
     paused_all: bool,
     paused: BTreeSet<String>,
     kill: bool,
+    /// Orders SUBMITTED and not yet FILLED: what the kill switch cancels (SPEC.md 5.5).
+    open: Vec<Order>,
     pub stats: EngineStats,
 }
 
@@ -130,6 +132,7 @@ impl Engine {
             paused_all: false,
             paused: BTreeSet::new(),
             kill: false,
+            open: Vec::new(),
             stats: EngineStats::default(),
         }
     }
@@ -142,6 +145,11 @@ impl Engine {
     /// Whether the kill switch is engaged.
     pub fn killed(&self) -> bool {
         self.kill
+    }
+
+    /// Orders submitted and not yet filled.
+    pub fn open_orders(&self) -> usize {
+        self.open.len()
     }
 
     /// Signals waiting for their quote.
@@ -299,6 +307,11 @@ impl Engine {
             None => {
                 order.status = OrderStatus::Submitted as i32;
                 out.push(Output::Order(order.clone()));
+                self.open.push(order);
+                // A market order fills at once, at the matched quote (5.2).
+                let Some(mut order) = self.open.pop() else {
+                    return;
+                };
                 order.status = OrderStatus::Filled as i32;
                 out.push(Output::Order(order));
                 self.stats.filled += 1;
@@ -367,8 +380,13 @@ impl Engine {
         }));
     }
 
-    /// A strategy command (SPEC.md 5.5): (outcome, reason).
-    pub fn on_command(&mut self, cmd: &StrategyCommand) -> (Outcome, String) {
+    /// A strategy command (SPEC.md 5.5): (outcome, reason). Order updates it causes (the
+    /// kill switch's CANCELLED) go to `out`.
+    pub fn on_command(
+        &mut self,
+        cmd: &StrategyCommand,
+        out: &mut Vec<Output>,
+    ) -> (Outcome, String) {
         self.stats.commands += 1;
         match CommandType::try_from(cmd.r#type) {
             Ok(CommandType::UpdateRiskLimits) => {
@@ -429,9 +447,14 @@ impl Engine {
             }
             Ok(CommandType::KillSwitch) => {
                 self.kill = true;
+                let k = self.open.len();
+                for mut order in self.open.drain(..) {
+                    order.status = OrderStatus::Cancelled as i32;
+                    out.push(Output::Order(order));
+                }
                 (
                     Outcome::Applied,
-                    "kill switch engaged; 0 open orders cancelled".into(),
+                    format!("kill switch engaged; {k} open orders cancelled"),
                 )
             }
             Err(_) => (
@@ -525,10 +548,13 @@ mod tests {
         assert_eq!((p.quantity, p.avg_cost, p.realized_pnl), (0.0, 0.0, 800.0));
         // Kill switch.
         assert_eq!(
-            e.on_command(&StrategyCommand {
-                r#type: CommandType::KillSwitch as i32,
-                ..Default::default()
-            })
+            e.on_command(
+                &StrategyCommand {
+                    r#type: CommandType::KillSwitch as i32,
+                    ..Default::default()
+                },
+                &mut out
+            )
             .0,
             Outcome::Applied
         );
@@ -545,20 +571,234 @@ mod tests {
             r#type: CommandType::UpdateRiskLimits as i32,
             ..Default::default()
         };
-        assert_eq!(e.on_command(&cmd).1, "no parameters");
+        assert_eq!(e.on_command(&cmd, &mut Vec::new()).1, "no parameters");
         cmd.parameters.insert("max_position_size".into(), 5.0);
         cmd.parameters.insert("bogus".into(), 1.0);
-        assert!(e.on_command(&cmd).1.starts_with("unknown parameter bogus"));
+        assert!(e
+            .on_command(&cmd, &mut Vec::new())
+            .1
+            .starts_with("unknown parameter bogus"));
         cmd.parameters.remove("bogus");
         cmd.parameters.insert("order_quantity".into(), -1.0);
         assert_eq!(
-            e.on_command(&cmd).1,
+            e.on_command(&cmd, &mut Vec::new()).1,
             "order_quantity must be a finite number > 0, got -1.0"
         );
         cmd.parameters.insert("order_quantity".into(), 2.0);
-        assert_eq!(e.on_command(&cmd).0, Outcome::Applied);
+        // All or nothing: the valid max_position_size was not applied either.
+        assert_eq!(e.limits, limits());
+        cmd.parameters.insert("order_quantity".into(), 2.0);
+        assert_eq!(e.on_command(&cmd, &mut Vec::new()).0, Outcome::Applied);
         assert_eq!(e.limits.order_quantity, 2.0);
         assert_eq!(e.limits.max_position_size, 5.0);
+        assert_eq!(e.stats.commands, 4);
+    }
+
+    fn command(e: &mut Engine, kind: CommandType, symbol: &str) -> (Outcome, String) {
+        let mut out = Vec::new();
+        let ack = e.on_command(
+            &StrategyCommand {
+                r#type: kind as i32,
+                symbol: symbol.into(),
+                ..Default::default()
+            },
+            &mut out,
+        );
+        assert!(out.is_empty(), "{out:?}");
+        ack
+    }
+
+    /// The outcome of one BUY signal for `s` at `t`: the final status and reason.
+    fn buy(e: &mut Engine, s: &str, t: i64) -> (i32, String) {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        e.on_quote(&md(s, t, 99.0, 101.0), now, &mut out);
+        e.on_signal(sig(s, t, SignalType::Buy), now, &mut out);
+        let o = orders(&out);
+        let last = o.last().expect("an order");
+        (last.1, last.2.clone())
+    }
+
+    const FILLED: i32 = OrderStatus::Filled as i32;
+    const REJECTED: i32 = OrderStatus::Rejected as i32;
+
+    #[test]
+    fn pause_all_and_resume() {
+        let mut e = Engine::new(
+            "t".into(),
+            Limits {
+                max_position_size: 1e9,
+                ..limits()
+            },
+        );
+        assert_eq!(buy(&mut e, "A", 1).0, FILLED);
+        assert_eq!(
+            command(&mut e, CommandType::PauseTrading, ""),
+            (Outcome::Applied, String::new())
+        );
+        assert_eq!(buy(&mut e, "A", 2), (REJECTED, "trading paused".into()));
+        assert_eq!(buy(&mut e, "B", 2), (REJECTED, "trading paused".into()));
+        // A symbol resume does not lift the pause of all symbols, and says so.
+        assert_eq!(
+            command(&mut e, CommandType::ResumeTrading, "A"),
+            (Outcome::Applied, "trading still paused".into())
+        );
+        assert_eq!(buy(&mut e, "A", 3), (REJECTED, "trading paused".into()));
+        assert_eq!(
+            command(&mut e, CommandType::ResumeTrading, ""),
+            (Outcome::Applied, String::new())
+        );
+        assert_eq!(buy(&mut e, "A", 4).0, FILLED);
+        assert_eq!(buy(&mut e, "B", 4).0, FILLED);
+        assert_eq!(e.stats.rejected_paused, 3);
+        assert_eq!(e.stats.rejected, 3);
+    }
+
+    #[test]
+    fn resume_one_symbol_while_kill_switch_engaged() {
+        let mut e = Engine::new(
+            "t".into(),
+            Limits {
+                max_position_size: 1e9,
+                ..limits()
+            },
+        );
+        command(&mut e, CommandType::PauseTrading, "A");
+        assert_eq!(
+            buy(&mut e, "A", 1),
+            (REJECTED, "trading paused for A".into())
+        );
+        assert_eq!(buy(&mut e, "B", 1).0, FILLED);
+        assert_eq!(
+            command(&mut e, CommandType::KillSwitch, ""),
+            (
+                Outcome::Applied,
+                "kill switch engaged; 0 open orders cancelled".into()
+            )
+        );
+        assert!(e.killed());
+        // Checked first: the kill switch, even with pauses in place.
+        assert_eq!(
+            command(&mut e, CommandType::ResumeTrading, "A"),
+            (Outcome::Applied, "kill switch still engaged".into())
+        );
+        assert!(e.killed());
+        assert_eq!(
+            buy(&mut e, "A", 2),
+            (REJECTED, "kill switch engaged".into())
+        );
+        assert_eq!(
+            buy(&mut e, "B", 2),
+            (REJECTED, "kill switch engaged".into())
+        );
+        assert_eq!(
+            command(&mut e, CommandType::ResumeTrading, ""),
+            (Outcome::Applied, String::new())
+        );
+        assert!(!e.killed());
+        assert_eq!(buy(&mut e, "A", 3).0, FILLED);
+        assert_eq!(e.stats.rejected_kill_switch, 2);
+    }
+
+    #[test]
+    fn unknown_command_type_is_rejected_and_changes_nothing() {
+        let mut e = Engine::new("t".into(), limits());
+        let mut out = Vec::new();
+        let ack = e.on_command(
+            &StrategyCommand {
+                r#type: 42,
+                ..Default::default()
+            },
+            &mut out,
+        );
+        assert_eq!(ack, (Outcome::Rejected, "unknown command type 42".into()));
+        assert!(out.is_empty());
+        assert_eq!(e.stats.commands, 1);
+        assert_eq!(e.limits, limits());
+        assert!(!e.killed());
+        assert_eq!(buy(&mut e, "A", 1).0, FILLED);
+    }
+
+    #[test]
+    fn risk_limit_update_takes_effect_on_the_next_order() {
+        let mut e = Engine::new(
+            "t".into(),
+            Limits {
+                max_position_size: 1e9,
+                ..limits()
+            },
+        );
+        let mut cmd = StrategyCommand {
+            r#type: CommandType::UpdateRiskLimits as i32,
+            ..Default::default()
+        };
+        cmd.parameters.insert("order_quantity".into(), 30.0);
+        cmd.parameters.insert("max_position_size".into(), 50.0);
+        assert_eq!(
+            e.on_command(&cmd, &mut Vec::new()),
+            (Outcome::Applied, String::new())
+        );
+        let now = Instant::now();
+        let mut out = Vec::new();
+        e.on_quote(&md("A", 1, 99.0, 101.0), now, &mut out);
+        e.on_signal(sig("A", 1, SignalType::Buy), now, &mut out);
+        let quantities: Vec<f64> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Order(o) => Some(o.quantity),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(quantities, [30.0, 30.0, 30.0]);
+        assert_eq!(
+            buy(&mut e, "A", 2),
+            (
+                REJECTED,
+                "max_position_size: position would be 60.0, limit 50.0".into()
+            )
+        );
+        assert_eq!(e.positions(), [("A".to_owned(), 30.0)]);
+    }
+
+    #[test]
+    fn kill_switch_cancels_open_orders_and_counts_them() {
+        let mut e = Engine::new("t".into(), limits());
+        assert_eq!(buy(&mut e, "A", 1).0, FILLED);
+        // Market orders fill when created: nothing stays open between events.
+        assert_eq!(e.open_orders(), 0);
+        let resting = Order {
+            order_id: "t-9".into(),
+            symbol: "A".into(),
+            status: OrderStatus::Submitted as i32,
+            ..Default::default()
+        };
+        e.open.push(resting.clone());
+        let mut out = Vec::new();
+        let kill = StrategyCommand {
+            r#type: CommandType::KillSwitch as i32,
+            ..Default::default()
+        };
+        assert_eq!(
+            e.on_command(&kill, &mut out),
+            (
+                Outcome::Applied,
+                "kill switch engaged; 1 open orders cancelled".into()
+            )
+        );
+        assert_eq!(
+            out,
+            [Output::Order(Order {
+                status: OrderStatus::Cancelled as i32,
+                ..resting
+            })]
+        );
+        assert_eq!(e.open_orders(), 0);
+        out.clear();
+        assert_eq!(
+            e.on_command(&kill, &mut out).1,
+            "kill switch engaged; 0 open orders cancelled"
+        );
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -206,7 +206,7 @@ fn main() {
             Ok(Event::Signal(s)) => engine.on_signal(s, now, &mut out),
             Ok(Event::Quote(q)) => engine.on_quote(&q, now, &mut out),
             Ok(Event::Command(cmd, reply)) => {
-                let ack = engine.on_command(&cmd);
+                let ack = engine.on_command(&cmd, &mut out);
                 eprintln!(
                     "{NAME}: command {} {:?} symbol {:?}: {:?} {}",
                     cmd.command_id, cmd.r#type, cmd.symbol, ack.0, ack.1
