@@ -259,6 +259,41 @@ def test_bridge_test_inference_matches_python(
         assert len(doc["signals"]) == 4
 
 
+def test_bridge_registry_version_and_pins(
+    bridge: Path, trained: TradingModel, tmp_path: Path
+) -> None:
+    """`--registry R --version SPEC` picks latest, a version number or a pin, like Python."""
+    reg = ModelRegistry(tmp_path / "models")
+    v1 = reg.register(export_onnx(trained, tmp_path / "a.onnx"))
+    v2 = reg.register(export_onnx(TradingModel.init(9), tmp_path / "b.onnx"))
+    reg.pin("production", 1)
+
+    def run(*version: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(bridge), "--registry", str(reg.root), *version, "--test-inference"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    outputs = {}
+    for spec, want in [(None, v2), ("latest", v2), ("1", v1), ("v2", v2), ("production", v1)]:
+        res = run(*(["--version", spec] if spec else []))
+        assert res.returncode == 0, (spec, res.stderr)
+        doc = json.loads(res.stdout)
+        assert Path(doc["model"]) == want.path, spec
+        x = np.array(doc["input"], dtype=np.float32)
+        (py,) = reg.session(spec or "latest").run([OUTPUT_NAME], {INPUT_NAME: x})
+        np.testing.assert_allclose(np.array(doc["output"]), py, rtol=1e-5, atol=1e-6)
+        outputs[spec] = np.array(doc["output"])
+    assert not np.allclose(outputs["production"], outputs["latest"])  # really another model
+
+    res = run("--version", "staging")
+    assert res.returncode == 1 and 'no pin or version "staging"' in res.stderr
+    res = run("--version", "7")
+    assert res.returncode == 1 and "no model version 7" in res.stderr
+
+
 def test_bridge_parity_on_10k_random_rows(
     bridge: Path, trained: TradingModel, tmp_path: Path
 ) -> None:

@@ -225,3 +225,230 @@ pub fn check_features(what: &str, stored: &[String], expected: &[&str]) -> Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const NAMES: [&str; 7] = [
+        "rsi",
+        "macd",
+        "bollinger_bands",
+        "moving_average_20",
+        "moving_average_50",
+        "volume_ratio",
+        "price_momentum",
+    ];
+
+    /// A fresh registry directory under the system temp dir, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new() -> Self {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "tw-registry-test-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            Self(p)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn entry(dir: &Path, version: u64, name: &str, features: &[&str]) -> serde_json::Value {
+        let file = format!("{name}-v{version}.onnx");
+        std::fs::write(dir.join(&file), format!("model bytes v{version}")).unwrap();
+        let sha256 = sha256_file(&dir.join(&file)).unwrap();
+        serde_json::json!({
+            "version": version, "name": name, "file": file, "sha256": sha256,
+            "feature_names": features, "input": "features", "output": "signal_probabilities",
+            "classes": ["buy", "hold", "sell"], "created_at": "2025-01-01T00:00:00+00:00",
+            "metadata": {"model_type": "numpy-mlp"}
+        })
+    }
+
+    fn write(dir: &Path, doc: &serde_json::Value) {
+        std::fs::write(dir.join("registry.json"), doc.to_string()).unwrap();
+    }
+
+    /// v1 and v2 named "strategy", v3 named "xgb"; latest = 2, production = 1, canary = 3.
+    fn three_versions() -> Dir {
+        let d = Dir::new();
+        let models = vec![
+            entry(&d.0, 1, "strategy", &NAMES),
+            entry(&d.0, 2, "strategy", &NAMES),
+            entry(&d.0, 3, "xgb", &NAMES),
+        ];
+        write(
+            &d.0,
+            &serde_json::json!({
+                "format": FORMAT, "latest": 2,
+                "pins": {"production": 1, "canary": 3}, "models": models
+            }),
+        );
+        d
+    }
+
+    fn message(r: Result<ModelEntry>) -> String {
+        r.expect_err("should fail").to_string()
+    }
+
+    #[test]
+    fn latest_resolves_and_verifies() {
+        let d = three_versions();
+        let reg = Registry::open(&d.0).unwrap();
+        let e = reg.load("latest", &NAMES).unwrap();
+        assert_eq!(e.version, 2);
+        assert_eq!(e.name, "strategy");
+        assert_eq!(e.path, d.0.join("strategy-v2.onnx"));
+        assert_eq!(e.feature_names, NAMES);
+        assert_eq!(
+            (e.input.as_str(), e.output.as_str()),
+            ("features", "signal_probabilities")
+        );
+        assert_eq!(e.classes, ["buy", "hold", "sell"]);
+        // opening the registry.json itself is the same as opening its directory
+        let by_file = Registry::open(&d.0.join("registry.json")).unwrap();
+        assert_eq!(by_file.resolve("latest").unwrap(), e);
+    }
+
+    #[test]
+    fn version_numbers_with_and_without_v() {
+        let d = three_versions();
+        let reg = Registry::open(&d.0).unwrap();
+        for (spec, want) in [("1", 1), ("v1", 1), ("3", 3), ("v3", 3)] {
+            let e = reg.load(spec, &NAMES).unwrap();
+            assert_eq!(e.version, want, "{spec}");
+            assert!(e.path.ends_with(format!("{}-v{want}.onnx", e.name)));
+        }
+        let msg = message(reg.resolve("9"));
+        assert!(msg.contains("no model version 9"), "{msg}");
+    }
+
+    #[test]
+    fn pinned_names_resolve_to_their_version() {
+        let d = three_versions();
+        let reg = Registry::open(&d.0).unwrap();
+        assert_eq!(reg.load("production", &NAMES).unwrap().version, 1);
+        assert_eq!(reg.load("canary", &NAMES).unwrap().version, 3);
+        assert_eq!(reg.load_named("canary", "xgb", &NAMES).unwrap().version, 3);
+        let msg = message(reg.resolve_named("canary", "strategy"));
+        assert!(msg.contains("not \"strategy\""), "{msg}");
+        // latest restricted to a name: registry latest if it has the name, else the newest
+        assert_eq!(reg.resolve_named("latest", "strategy").unwrap().version, 2);
+        assert_eq!(reg.resolve_named("latest", "xgb").unwrap().version, 3);
+        let msg = message(reg.resolve_named("latest", "other"));
+        assert!(msg.contains("no model named \"other\""), "{msg}");
+    }
+
+    #[test]
+    fn unknown_pin_is_a_clear_error() {
+        let d = three_versions();
+        let reg = Registry::open(&d.0).unwrap();
+        let err = reg.load("staging", &NAMES).expect_err("unknown pin");
+        assert!(matches!(err, BridgeError::Registry { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("no pin or version \"staging\""), "{msg}");
+        assert!(msg.contains("registry.json"), "names the file: {msg}");
+        // a pin pointing at a version that is not registered
+        let mut doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.0.join("registry.json")).unwrap())
+                .unwrap();
+        doc["pins"]["stale"] = 7.into();
+        write(&d.0, &doc);
+        let msg = message(Registry::open(&d.0).unwrap().resolve("stale"));
+        assert!(msg.contains("no model version 7"), "{msg}");
+    }
+
+    #[test]
+    fn feature_names_mismatch_in_registry_is_a_clear_error() {
+        let d = Dir::new();
+        let mut swapped = NAMES;
+        swapped.swap(0, 1);
+        let models = vec![
+            entry(&d.0, 1, "strategy", &swapped),
+            entry(&d.0, 2, "strategy", &NAMES[..6]),
+        ];
+        write(
+            &d.0,
+            &serde_json::json!({"format": FORMAT, "latest": 1, "pins": {}, "models": models}),
+        );
+        let reg = Registry::open(&d.0).unwrap();
+        for spec in ["latest", "2"] {
+            let err = reg.load(spec, &NAMES).expect_err("mismatch");
+            let BridgeError::FeatureMismatch {
+                ref stored,
+                ref expected,
+                ..
+            } = err
+            else {
+                panic!("want FeatureMismatch, got {err:?}");
+            };
+            assert_eq!(expected, &NAMES);
+            assert_ne!(stored.as_slice(), NAMES.as_slice());
+            let msg = err.to_string();
+            assert!(msg.contains("was trained on features"), "{msg}");
+            assert!(msg.contains("model v"), "{msg}");
+        }
+        // the same entries load when the caller computes those features
+        assert_eq!(reg.load("1", &swapped).unwrap().version, 1);
+    }
+
+    #[test]
+    fn tampered_file_fails_the_sha256_check() {
+        let d = three_versions();
+        std::fs::write(d.0.join("strategy-v2.onnx"), "tampered").unwrap();
+        let reg = Registry::open(&d.0).unwrap();
+        let err = reg.load("latest", &NAMES).expect_err("tampered");
+        assert!(matches!(err, BridgeError::Integrity { .. }), "{err:?}");
+        assert!(err.to_string().contains("refusing to load"));
+        assert_eq!(reg.load("production", &NAMES).unwrap().version, 1);
+        std::fs::remove_file(d.0.join("strategy-v1.onnx")).unwrap();
+        assert!(matches!(
+            reg.load("production", &NAMES),
+            Err(BridgeError::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn empty_foreign_or_broken_registries_are_rejected() {
+        let d = Dir::new();
+        write(
+            &d.0,
+            &serde_json::json!({"format": FORMAT, "latest": null, "pins": {}, "models": []}),
+        );
+        let msg = message(Registry::open(&d.0).unwrap().resolve("latest"));
+        assert!(msg.contains("no model registered"), "{msg}");
+        write(
+            &d.0,
+            &serde_json::json!({"format": "other/1", "latest": null, "models": []}),
+        );
+        let err = Registry::open(&d.0).expect_err("foreign format");
+        assert!(err.to_string().contains("unknown format"), "{err}");
+        std::fs::write(d.0.join("registry.json"), "{not json").unwrap();
+        assert!(matches!(
+            Registry::open(&d.0),
+            Err(BridgeError::Registry { .. })
+        ));
+        let missing = Registry::open(&d.0.join("nowhere")).expect_err("missing");
+        assert!(matches!(missing, BridgeError::Io { .. }), "{missing:?}");
+    }
+
+    #[test]
+    fn check_features_wants_same_names_in_same_order() {
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(check_features("m", &owned(&NAMES), &NAMES).is_ok());
+        assert!(check_features("m", &owned(&NAMES[..6]), &NAMES).is_err());
+        let mut rev = NAMES;
+        rev.reverse();
+        assert!(check_features("m", &owned(&rev), &NAMES).is_err());
+    }
+}
