@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from tradewire.cli._endpoints import add_config_flag, endpoint
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # track() stops on it, like on Ctrl-C
+
+
 def _run(args: argparse.Namespace) -> int:
     from tradewire import orders
 
-    flow = orders.track(
-        endpoint(args, "orders", args.orders),
-        endpoint(args, "positions", args.positions),
-        count=args.count,
-        duration=args.duration,
-    )
+    # SIGTERM (kill, systemd, the demo) ends the run like Ctrl-C: the history is saved.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        flow = orders.track(
+            endpoint(args, "orders", args.orders),
+            endpoint(args, "positions", args.positions),
+            count=args.count,
+            duration=args.duration,
+        )
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if args.csv:
         flow.save_csv(Path(args.csv))
     orders.print_summary(flow, args.json)
