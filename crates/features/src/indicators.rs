@@ -81,11 +81,10 @@ impl Rsi {
     pub fn update(&mut self, price: f64) -> Option<f64> {
         let prev = self.prev.replace(price)?;
         let delta = price - prev;
-        let (gain, loss) = if delta > 0.0 {
-            (delta, 0.0)
-        } else {
-            (0.0, -delta)
-        };
+        // Branch-free (a random walk makes `delta > 0` unpredictable); same values as
+        // `if delta > 0 { (delta, 0) } else { (0, -delta) }` (input is finite).
+        let gain = delta.max(0.0);
+        let loss = (-delta).max(0.0);
         let p = self.period as f64;
         if self.count < self.period {
             // Accumulate sums in avg_* until the first average.
@@ -264,24 +263,12 @@ pub fn macd(
     check_period("signal", signal)?;
     check_finite("prices", prices)?;
     let n = prices.len();
-    let (mut line, mut sig, mut hist) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
+    let (mut line, mut sig, mut hist) = (vec![f64::NAN; n], vec![f64::NAN; n], vec![f64::NAN; n]);
     let mut m = Macd::new(fast, slow, signal);
-    for &p in prices {
-        match m.update(p) {
-            Some(pt) => {
-                line.push(pt.line);
-                sig.push(pt.signal);
-                hist.push(pt.histogram);
-            }
-            None => {
-                line.push(f64::NAN);
-                sig.push(f64::NAN);
-                hist.push(f64::NAN);
-            }
+    let outs = line.iter_mut().zip(sig.iter_mut()).zip(hist.iter_mut());
+    for (&p, ((l, s), h)) in prices.iter().zip(outs) {
+        if let Some(pt) = m.update(p) {
+            (*l, *s, *h) = (pt.line, pt.signal, pt.histogram);
         }
     }
     Ok((line, sig, hist))
