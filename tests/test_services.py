@@ -380,13 +380,17 @@ def test_bad_config_names_field_and_file(
 PARITY_TICKS = 3000
 
 
-def run_pipeline(run: Run, impl: str) -> tuple[Collector, dict[str, dict[str, Any]]]:
+def run_pipeline(
+    run: Run, impl: str | dict[str, str]
+) -> tuple[Collector, dict[str, dict[str, Any]]]:
     """Engine and bridge first, the collector, then market data, which waits for the
-    bridge's and the engine's handshakes (SPEC 7) and stops after PARITY_TICKS."""
-    ee = run.start("execution-engine", impl)
-    sb = run.start("signal-bridge", impl)
+    bridge's and the engine's handshakes (SPEC 7) and stops after PARITY_TICKS. `impl`:
+    one language for all three, or one per service."""
+    impls = {n: impl for n in NAMES} if isinstance(impl, str) else impl
+    ee = run.start("execution-engine", impls["execution-engine"])
+    sb = run.start("signal-bridge", impls["signal-bridge"])
     col = Collector(run)
-    md = run.start("market-data", impl)
+    md = run.start("market-data", impls["market-data"])
     summaries = {"market-data": run.wait_exit(md)}
     n_symbols = 3
     col.wait(
@@ -402,22 +406,24 @@ def run_pipeline(run: Run, impl: str) -> tuple[Collector, dict[str, dict[str, An
     return col, summaries
 
 
+PARITY_SETTINGS: dict[str, dict[str, Any]] = {
+    "market_data": {
+        "rate": 5000.0,
+        "count": PARITY_TICKS,
+        "wait_subscribers": 2,
+        "sim_start_us": 1_700_000_000_000_000,
+    },
+    "risk": {"max_position_size": 300.0, "max_daily_loss": 200.0},
+}
+
+
 def test_rust_and_python_pipelines_publish_identical_streams(
     rust_bins: Path, make_run: Callable[..., Run]
 ) -> None:
-    settings = {
-        "market_data": {
-            "rate": 5000.0,
-            "count": PARITY_TICKS,
-            "wait_subscribers": 2,
-            "sim_start_us": 1_700_000_000_000_000,
-        },
-        "risk": {"max_position_size": 300.0, "max_daily_loss": 200.0},
-    }
     streams = {}
     summaries = {}
     for impl in IMPLS:
-        col, summaries[impl] = run_pipeline(make_run(**settings), impl)
+        col, summaries[impl] = run_pipeline(make_run(**PARITY_SETTINGS), impl)
         streams[impl] = {ch: col.messages(ch) for ch in ("signals", "orders", "positions")}
         assert not [e for e in col.events if e.kind == "unrecoverable_gap"]
 
@@ -462,6 +468,33 @@ def test_rust_and_python_pipelines_publish_identical_streams(
             summaries["rust"]["signal-bridge"][key] == summaries["python"]["signal-bridge"][key]
         ), key
     assert summaries["rust"]["market-data"]["published"] == PARITY_TICKS
+
+
+MIXED = {"market-data": "rust", "signal-bridge": "python", "execution-engine": "rust"}
+MIXED_BACK = {"market-data": "python", "signal-bridge": "rust", "execution-engine": "python"}
+
+
+@pytest.mark.slow  # three pipelines, about 10 s
+def test_mixed_language_pipelines_match_all_rust(
+    rust_bins: Path, make_run: Callable[..., Run]
+) -> None:
+    """Every link crossing languages both ways (Rust -> Python -> Rust and Python ->
+    Rust -> Python) publishes the same signals, orders and positions as all-Rust."""
+    streams = {}
+    for label, impls in (("rust", "rust"), ("mixed", MIXED), ("mixed-back", MIXED_BACK)):
+        col, summaries = run_pipeline(make_run(**PARITY_SETTINGS), impls)
+        streams[label] = {ch: col.messages(ch) for ch in ("signals", "orders", "positions")}
+        assert not [e for e in col.events if e.kind == "unrecoverable_gap"], label
+        assert summaries["market-data"]["published"] == PARITY_TICKS
+    rust = streams["rust"]
+    assert len(rust["signals"]) == PARITY_TICKS - 3 * WARMUP
+    assert sum(o.status == Order.FILLED for o in rust["orders"]) >= 10
+    for label in ("mixed", "mixed-back"):
+        for channel in ("signals", "orders", "positions"):
+            other = streams[label][channel]
+            assert len(other) == len(rust[channel]), (label, channel)
+            for i, (a, b) in enumerate(zip(rust[channel], other, strict=True)):
+                assert a == b, f"{label} {channel}[{i}]:\nrust  {a}\n{label} {b}"
 
 
 def live_pipeline(run: Run, impl: str) -> tuple[Service, Service, Service, Collector]:
