@@ -19,12 +19,12 @@ def _run(args: argparse.Namespace) -> int:
     import logging
 
     from tradewire.conformance import runner
+    from tradewire.conformance.context import BudgetError
 
     # the runner's own SDK endpoints warn about the gaps the cases cause on purpose
     logging.getLogger("tradewire.transport").setLevel(logging.ERROR)
 
     cdir: Path = args.conformance_dir or default_dir()
-    budgets = args.budgets or (cdir / "budgets.toml")
     if args.list:
         from tradewire.conformance.cases import all_cases
 
@@ -40,14 +40,18 @@ def _run(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    report = runner.run(
-        args.testee,
-        conformance_dir=cdir,
-        patterns=args.cases,
-        budgets=budgets if budgets.exists() else None,
-        failure_list=args.failure_list,
-        progress=None if args.quiet else progress,
-    )
+    try:
+        report = runner.run(
+            args.testee,
+            conformance_dir=cdir,
+            patterns=args.cases,
+            budgets=args.budgets,
+            failure_list=args.failure_list,
+            progress=None if args.quiet else progress,
+        )
+    except BudgetError as exc:
+        print(f"tradewire conformance: error: budgets {exc}", file=sys.stderr)
+        return 2
     if args.junit:
         args.junit.write_bytes(runner.junit(report))
     if args.json:
@@ -82,7 +86,7 @@ def register(sub: Any) -> None:
         "--budgets",
         type=Path,
         default=None,
-        help="latency budgets (default conformance/budgets.toml)",
+        help="latency budgets, validated before the run (default conformance/budgets.toml)",
     )
     parser.add_argument(
         "--failure-list",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import socket
 import tomllib
 from collections.abc import Callable
@@ -44,42 +45,123 @@ class Case:
         return "required" if self.required else "recommended"
 
 
+# percentile label -> q; budgets.toml spells the limits p50_us, p99_us, p99_9_us
+PERCENTILES = {"p50": 50.0, "p99": 99.0, "p99.9": 99.9}
+LIMIT_KEYS = {f"{label.replace('.', '_')}_us": label for label in PERCENTILES}
+# the measurements of the Latency cases, as budgets.toml tables
+MEASUREMENTS = ("echo_rtt.ipc", "echo_rtt.tcp", "kill_switch_ack", "tick_to_signal")
+SETTINGS = {"rate_hz": 1, "samples": 1, "warmup": 0}  # required integer keys -> minimum
+TAIL_SAMPLES = 10  # a percentile is reported only when this many samples lie beyond it
+
+
+def min_samples(label: str) -> int:
+    """Fewest samples for which `label` (p50, p99, p99.9) is more than the worst few."""
+    return round(TAIL_SAMPLES / (1 - PERCENTILES[label] / 100))
+
+
+class BudgetError(ValueError):
+    """A budgets file that cannot be used: missing, not TOML, or not the schema."""
+
+
 @dataclass
 class Budget:
-    """Latency budget of one measurement (conformance/budgets.toml)."""
+    """Latency budget of one measurement (a table of conformance/budgets.toml)."""
 
-    rate_hz: int = 1000
-    samples: int = 2000
-    warmup: int = 200
-    limits_us: dict[str, float] = field(default_factory=dict)  # {"p50": 5000, ...}
+    name: str
+    source: str  # the budgets file, for messages
+    rate_hz: int
+    samples: int
+    warmup: int
+    limits_us: dict[str, float] = field(default_factory=dict)  # {"p50": 2000.0, ...}
+
+    def reported(self, count: int) -> list[str]:
+        """The percentiles that `count` samples are enough for."""
+        return [label for label in PERCENTILES if count >= min_samples(label)]
 
 
 class Budgets:
-    def __init__(self, table: dict[str, Any]) -> None:
-        self.table = table
+    def __init__(self, budgets: dict[str, Budget], source: str) -> None:
+        self.budgets = budgets
+        self.source = source
 
     @classmethod
     def load(cls, path: Path | None) -> Budgets:
+        """Read and validate a budgets file; BudgetError names the file and the key."""
         if path is None:
-            return cls({})
-        with path.open("rb") as f:
-            return cls(tomllib.load(f))
+            return cls({}, "(no budgets file)")
+        try:
+            with path.open("rb") as f:
+                table = tomllib.load(f)
+        except FileNotFoundError:
+            raise BudgetError(f"{path}: budgets file not found") from None
+        except IsADirectoryError:
+            raise BudgetError(f"{path}: is a directory, not a budgets file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise BudgetError(f"{path}: not valid TOML: {exc}") from None
+        return cls(parse_budgets(table, str(path)), str(path))
 
-    def get(self, dotted: str) -> Budget:
-        node: Any = self.table
-        for part in dotted.split("."):
-            node = node.get(part, {}) if isinstance(node, dict) else {}
-        limits = {
-            k.removesuffix("_us").replace("_", "."): float(v)
-            for k, v in node.items()
-            if k.startswith("p") and k.endswith("_us")
-        }
-        return Budget(
-            rate_hz=int(node.get("rate_hz", 1000)),
-            samples=int(node.get("samples", 2000)),
-            warmup=int(node.get("warmup", 200)),
-            limits_us=limits,
-        )
+    def get(self, name: str) -> Budget:
+        if name not in self.budgets:
+            raise CaseFailed(f"{self.source}: no [{name}] table, so no budget to measure against")
+        return self.budgets[name]
+
+
+def parse_budgets(table: dict[str, Any], source: str) -> dict[str, Budget]:
+    def fail(where: str, problem: str) -> BudgetError:
+        return BudgetError(f"{source}: {where}: {problem}")
+
+    known_tops = sorted({m.split(".")[0] for m in MEASUREMENTS})
+    flat: dict[str, Any] = {}
+    for top, node in table.items():
+        if top not in known_tops:
+            raise fail(f"[{top}]", f"unknown table (known: {', '.join(MEASUREMENTS)})")
+        subs = [m.split(".", 1)[1] for m in MEASUREMENTS if m.startswith(top + ".")]
+        if not isinstance(node, dict):
+            raise fail(top, f"must be a table, got {type(node).__name__}")
+        if not subs:
+            flat[top] = node
+            continue
+        for sub, child in node.items():
+            if sub not in subs:
+                raise fail(f"[{top}.{sub}]", f"unknown table (known: {', '.join(MEASUREMENTS)})")
+            if not isinstance(child, dict):
+                raise fail(f"{top}.{sub}", f"must be a table, got {type(child).__name__}")
+            flat[f"{top}.{sub}"] = child
+
+    out: dict[str, Budget] = {}
+    for name, node in flat.items():
+        allowed = [*SETTINGS, *LIMIT_KEYS]
+        for key, value in node.items():
+            where = f"[{name}] {key}"
+            if key not in allowed:
+                raise fail(where, f"unknown key (allowed: {', '.join(allowed)})")
+            if key in SETTINGS:
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise fail(where, f"must be an integer, got {type(value).__name__} {value!r}")
+                if value < SETTINGS[key]:
+                    raise fail(where, f"must be >= {SETTINGS[key]}, got {value}")
+            else:
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    raise fail(
+                        where, f"must be a number of us, got {type(value).__name__} {value!r}"
+                    )
+                if not math.isfinite(value) or value <= 0:
+                    raise fail(where, f"must be a positive number of us, got {value}")
+        missing = [k for k in SETTINGS if k not in node]
+        if missing:
+            raise fail(f"[{name}]", f"missing {', '.join(missing)}")
+        limits = {LIMIT_KEYS[k]: float(v) for k, v in node.items() if k in LIMIT_KEYS}
+        if not limits:
+            raise fail(f"[{name}]", f"no limit ({', '.join(LIMIT_KEYS)})")
+        for key, label in LIMIT_KEYS.items():
+            if label in limits and node["samples"] < min_samples(label):
+                raise fail(
+                    f"[{name}] {key}",
+                    f"needs samples >= {min_samples(label)} (have {node['samples']}): "
+                    f"{label} of fewer samples is decided by the worst {TAIL_SAMPLES}",
+                )
+        out[name] = Budget(name, source, node["rate_hz"], node["samples"], node["warmup"], limits)
+    return out
 
 
 def free_tcp_pair() -> int:

@@ -111,7 +111,9 @@ def run(
     known = {c.name for c in every}
     chosen = {c.name for c in cases}
     stale = sorted(n for n in expected if n not in known)
-    budget_table = Budgets.load(budgets)
+    if budgets is None and (conformance_dir / "budgets.toml").exists():
+        budgets = conformance_dir / "budgets.toml"
+    budget_table = Budgets.load(budgets)  # BudgetError before the testee starts
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="twconf-") as tmp:
         testee = TesteeProcess(testee_command)
@@ -176,9 +178,18 @@ def progress_line(result: Result) -> str:
 
 
 def _figures(m: dict[str, Any]) -> str:
-    return " ".join(
-        f"{k.removesuffix('_us')}={v}us" if k.endswith("_us") else f"{k}={v}" for k, v in m.items()
-    )
+    """`p50=268.5us p99=3519.5us ... budget p50<=2000us p99<=30000us`, one measurement."""
+    parts = []
+    for k, v in m.items():
+        if k == "budget_us" and isinstance(v, dict):
+            parts.append("budget " + " ".join(f"{q}<={lim:g}us" for q, lim in v.items()))
+        elif k == "not_reported":
+            parts.append("not reported: " + ", ".join(v))
+        elif k.endswith("_us"):
+            parts.append(f"{k.removesuffix('_us')}={v}us")
+        else:
+            parts.append(f"{k}={v}")
+    return " ".join(parts)
 
 
 def table(report: Report, verbose: bool = False) -> str:

@@ -2,16 +2,20 @@
 
 The runner loads the v2 descriptor set into a private pool, builds frames from v2
 messages (new fields, new enum values, v2 fingerprints) for the v1 testee, and decodes the
-testee's v1 output with v2 classes.
+testee's v1 output with v2 classes. Both directions also go over the wire: v2 frames
+through the testee's relay role (a v2 subscriber must see the added fields intact), and
+messages the v1 testee encodes itself (publisher role) read by a v2 subscriber.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import zmq
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 from tradewire_codegen.fingerprint import fingerprint
@@ -19,6 +23,7 @@ from tradewire_codegen.fingerprint import fingerprint
 from tradewire import wire
 from tradewire.conformance._gen import conformance_pb2 as pb
 from tradewire.conformance.context import Case, CaseFailed, Context, check
+from tradewire.transport import Subscriber
 
 V1_FIELDS = {
     "tradewire.v1.MarketData": 9,
@@ -167,6 +172,83 @@ def _v1_to_v2(ctx: Context, v2: V2Schema) -> None:
         check(not extra, f"v2-only fields set in a v1 message: {extra}")
 
 
+def _v2_through_relay(ctx: Context, v2: V2Schema) -> None:
+    """v2 frames over the wire through the v1 testee's relay: a v2 subscriber downstream
+    decodes every added field and enum value intact, and the v2 fingerprint arrives."""
+    samples = _samples(v2)
+    frames = [_v2_frame(v2, channel, key, msg) for channel, key, msg, _ in samples]
+    upstream, downstream = ctx.endpoint(), ctx.endpoint()
+    zctx: zmq.Context[Any] = zmq.Context.instance()
+    pub: zmq.Socket[bytes] = zctx.socket(zmq.XPUB)
+    sub: zmq.Socket[bytes] = zctx.socket(zmq.SUB)
+    for sock in (pub, sub):
+        sock.setsockopt(zmq.LINGER, 0)
+    try:
+        pub.bind(upstream)
+        ctx.start(pb.RELAY_ROLE, endpoint=upstream, out_endpoint=downstream)
+        check(pub.poll(10_000), "the relay never subscribed upstream")
+        pub.recv()
+        sub.subscribe(b"")
+        sub.connect(downstream)
+        ctx.submit(relay=pb.Relay(count=len(frames), idle_ms=2000))
+        for f in frames:
+            pub.send(f)
+        got: list[bytes] = []
+        while len(got) < len(frames) and sub.poll(1500):
+            got.append(sub.recv())
+        report = ctx.report()
+        ctx.stop()
+    finally:
+        pub.close()
+        sub.close()
+    check(len(got) == len(frames), f"received {len(got)} of {len(frames)} v2 frames")
+    check(report.forwarded == len(frames), f"relay forwarded {report.forwarded} of {len(frames)}")
+    for frame, (_, _, msg, _) in zip(got, samples, strict=True):
+        name = msg.DESCRIPTOR.full_name
+        env = wire.decode_frame(frame)
+        check(env.fingerprint == v2.fingerprint(name), f"{name}: v2 fingerprint not forwarded")
+        back = type(msg).FromString(env.payload)
+        check(back == msg, f"{name}: a v2 subscriber behind the v1 relay reads {back}, sent {msg}")
+    check(got == frames, "the v1 relay changed v2 frames")
+
+
+def _v1_publisher_to_v2(ctx: Context, v2: V2Schema) -> None:
+    """MarketData the v1 testee encodes itself (publisher role), received and read with
+    the v2 class: the v1 fields as published, v2-only fields unset, v1 fingerprint."""
+    from tradewire._gen import registry
+
+    md = registry.MARKET_DATA_TYPE
+    name = "tradewire.v1.MarketData"
+    keys = ["AAPL", "MSFT"]
+    n = 20
+    ep = ctx.endpoint()
+    ctx.start(pb.PUBLISHER, endpoint=ep)
+    got: list[wire.Envelope] = []
+    with Subscriber(ep, channel=registry.MARKET_DATA, subscribe_timeout=10) as sub:
+        report = ctx.action(publish=pb.Publish(count=n, keys=keys))
+        end = time.monotonic() + 5
+        while len(got) < n and time.monotonic() < end:
+            r = sub.recv(timeout=0.5)
+            if r is not None:
+                got.append(r.envelope)
+    ctx.stop()
+    check(report.published == n and len(got) == n, f"received {len(got)} of {n} messages")
+    cls = v2.cls(name)
+    for env in got:
+        check(env.fingerprint == md.fingerprint, "the v1 testee sent a fingerprint not v1's")
+        check(env.fingerprint != v2.fingerprint(name), "v1 and v2 fingerprints should differ")
+        new: Any = cls.FromString(env.payload)
+        i = new.timestamp_us
+        check(
+            new.price == float(i)
+            and new.symbol == keys[(i - 1) % len(keys)]
+            and env.key == new.symbol,
+            f"v2 reads the v1 testee's message {i} as {new}",
+        )
+        extra = [f.name for f, _ in new.ListFields() if f.number > V1_FIELDS[name]]
+        check(not extra, f"v2-only fields set in a v1 testee's message: {extra}")
+
+
 def cases(v2_path: Path) -> Iterator[Case]:
     def v2() -> V2Schema:
         return load(v2_path)
@@ -207,4 +289,20 @@ def cases(v2_path: Path) -> Iterator[Case]:
         "the v1 testee's frames decode with v2 classes: same v1 fields, v2 fields unset",
         lambda c: _v1_to_v2(c, v2()),
         "runner:v2 x testee:v1",
+    )
+    yield Case(
+        "SchemaEvolution.V2ToV1.Relay",
+        True,
+        "v2 frames (added fields and enum values) through the v1 testee's relay role: a v2 "
+        "subscriber reads them intact",
+        lambda c: _v2_through_relay(c, v2()),
+        "runner:v2 publisher+subscriber x testee:v1 relay",
+    )
+    yield Case(
+        "SchemaEvolution.V1ToV2.TesteePublisher",
+        True,
+        "MarketData the v1 testee publishes (its own encoder) read by a v2 subscriber: v1 "
+        "fields as sent, v2 fields unset",
+        lambda c: _v1_publisher_to_v2(c, v2()),
+        "runner:v2 subscriber x testee:v1 publisher",
     )

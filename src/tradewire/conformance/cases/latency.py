@@ -13,7 +13,15 @@ from typing import Any
 
 from tradewire._gen import registry
 from tradewire.conformance._gen import conformance_pb2 as pb
-from tradewire.conformance.context import Budget, Case, CaseFailed, Context, check
+from tradewire.conformance.context import (
+    PERCENTILES,
+    Budget,
+    Case,
+    CaseFailed,
+    Context,
+    check,
+    min_samples,
+)
 from tradewire.latency import percentile
 from tradewire.transport import CommandClient, Publisher, Subscriber
 
@@ -21,20 +29,42 @@ MD = registry.MARKET_DATA_TYPE.cls
 CMD = registry.STRATEGY_COMMAND_TYPE.cls
 
 
-def judge(ctx: Context, name: str, budget: Budget, samples_us: list[float], lost: int) -> None:
+def judge(ctx: Context, budget: Budget, samples_us: list[float], lost: int) -> None:
+    """Report the percentiles and the budget (always), then fail on a miss."""
     data = sorted(samples_us)
-    figures: dict[str, Any] = {"samples": len(data), "lost": lost, "rate_hz": budget.rate_hz}
-    for label, q in (("p50", 50.0), ("p99", 99.0), ("p99.9", 99.9)):
-        figures[f"{label}_us"] = round(percentile(data, q), 1)
+    figures: dict[str, Any] = {
+        "rate_hz": budget.rate_hz,
+        "samples": len(data),
+        "lost": lost,
+    }
+    reported = budget.reported(len(data))
+    for label in reported:
+        figures[f"{label}_us"] = round(percentile(data, PERCENTILES[label]), 1)
     figures["max_us"] = round(data[-1], 1) if data else None
-    ctx.measure(name, figures)
-    check(lost == 0, f"{lost} of {budget.samples + budget.warmup} round trips never completed")
-    missed = [
-        f"{k} {figures[k + '_us']:.0f} us > budget {v:.0f} us"
-        for k, v in budget.limits_us.items()
-        if figures.get(k + "_us", 0) > v
+    figures["budget_us"] = dict(budget.limits_us)
+    dropped = [
+        f"{label} (needs >= {min_samples(label)} samples)"
+        for label in PERCENTILES
+        if label not in reported
     ]
-    check(not missed, "; ".join(missed))
+    if dropped:
+        figures["not_reported"] = dropped
+    ctx.measure(budget.name, figures)
+    total = budget.samples + budget.warmup
+    check(lost == 0, f"{lost} of {total} samples never completed")
+    missed = [
+        f"{label} {figures[label + '_us']:.1f} us > budget {limit:g} us"
+        for label, limit in budget.limits_us.items()
+        if label in reported and figures[label + "_us"] > limit
+    ]
+    unmeasured = [label for label in budget.limits_us if label not in reported]
+    check(not unmeasured, f"too few samples ({len(data)}) for the budget's {unmeasured}")
+    measured = ", ".join(f"{label} {figures[label + '_us']:.1f} us" for label in reported)
+    check(
+        not missed,
+        f"missed budget [{budget.name}] of {budget.source}: {'; '.join(missed)} "
+        f"(measured {measured} over {len(data)} samples at {budget.rate_hz} Hz)",
+    )
 
 
 def _echo(ctx: Context, transport: str) -> None:
@@ -74,7 +104,7 @@ def _echo(ctx: Context, transport: str) -> None:
     ctx.stop()
     samples = [v for k, v in rtt.items() if k > budget.warmup]
     check(report.published >= len(rtt), "testee reports fewer echoes than received")
-    judge(ctx, f"echo_rtt.{transport}", budget, samples, total - len(rtt))
+    judge(ctx, budget, samples, total - len(rtt))
 
 
 SIGNAL_KEYS = ("AAPL", "MSFT", "NVDA")
@@ -138,7 +168,7 @@ def _tick_to_signal(ctx: Context) -> None:
     check(not wrong, f"{len(wrong)} wrong signals, first: {wrong[:3]}")
     check(report.published >= len(latency), "testee reports fewer signals than received")
     samples = [v for k, v in latency.items() if k > budget.warmup]
-    judge(ctx, "tick_to_signal", budget, samples, total - len(latency))
+    judge(ctx, budget, samples, total - len(latency))
 
 
 def _kill_switch(ctx: Context) -> None:
@@ -171,7 +201,7 @@ def _kill_switch(ctx: Context) -> None:
             f"server applied {len(report.applied)} of {total} kill switches "
             f"(engaged: {report.kill_switch})"
         )
-    judge(ctx, "kill_switch_ack", budget, rtts, lost)
+    judge(ctx, budget, rtts, lost)
 
 
 def cases() -> Iterator[Case]:
