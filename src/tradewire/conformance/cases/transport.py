@@ -430,11 +430,14 @@ def _restart(ctx: Context) -> None:
         ctx.action(collect=pb.Collect(count=5, idle_ms=1000, timeout_ms=5000))
     finally:
         pub.close()
-    time.sleep(0.2)
     with LossyPublisher(ep, channel=registry.MARKET_DATA, heartbeat_interval=0.1) as pub2:
-        time.sleep(0.5)  # the testee reconnects
+        # Collect first: libzmq reconnects a SUB only while its owner calls into it. The
+        # testee resends its subscriptions to the new publisher (no new handshake); publish
+        # once they have arrived.
+        ctx.submit(collect=pb.Collect(count=5, idle_ms=2000, timeout_ms=8000))
+        check(pub2.wait_for_subscription(timeout=5.0), "the testee did not reconnect within 5 s")
         publish_ticks(pub2, 5, KEYS)
-        report = ctx.action(collect=pb.Collect(count=5, idle_ms=2000, timeout_ms=6000))
+        report = ctx.report()
     ctx.stop()
     check(
         events(report, "publisher_restart"),
