@@ -393,11 +393,15 @@ def run_pipeline(
     md = run.start("market-data", impls["market-data"])
     summaries = {"market-data": run.wait_exit(md)}
     n_symbols = 3
-    col.wait(
-        lambda: len(col.got["signals"]) >= PARITY_TICKS - WARMUP * n_symbols,
-        timeout=60,
-        why="every signal",
-    )
+    want = PARITY_TICKS - WARMUP * n_symbols
+    try:
+        col.wait(lambda: len(col.got["signals"]) >= want, timeout=60, why="every signal")
+    except AssertionError as exc:
+        run.stop(sb)
+        raise AssertionError(
+            f"{exc}: {len(col.got['signals'])} of {want}; {impls}; market-data "
+            f"{summaries['market-data']}; bridge {sb.lines[-1:]}\n{sb.stderr()}"
+        ) from None
     col.settle()
     summaries["signal-bridge"] = run.stop_ok(sb)
     summaries["execution-engine"] = run.stop_ok(ee)
