@@ -4,10 +4,12 @@
     python benches/py_peer.py echo-client --endpoint E --mode raw|typed --count N
                               [--warmup W] [--rate R] [--samples-out FILE]
     python benches/py_peer.py pub|sub --endpoint E --mode raw|typed --count N
+    python benches/py_peer.py kill-client --endpoint E --count N [--warmup W] [--rate R]
 
 raw: bare pyzmq PAIR (echo) / PUB-SUB with the protobuf payload in one frame.
 typed: tradewire's envelope + typed decode on both ends (echo), or the tradewire
 Publisher/Subscriber with sequence tracking, handshake and replay (pub/sub).
+kill-client: tradewire's CommandsClient sending kill switches at a fixed rate (ack latency).
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ import time
 import zmq
 
 from tradewire import wire
-from tradewire.channels import MarketDataPublisher, MarketDataSubscriber
+from tradewire.channels import CommandsClient, MarketDataPublisher, MarketDataSubscriber
 from tradewire.latency import percentile
-from tradewire.messages import MarketData
+from tradewire.messages import CommandAck, MarketData, StrategyCommand
 
 TICK = MarketData(
     symbol="AAPL",
@@ -98,6 +100,10 @@ def echo_client(args: argparse.Namespace) -> None:
             samples.append((perf() - t0) / 1000)
     sock.send(b"")
     sock.close(linger=1000)
+    report_samples(args, samples, size)
+
+
+def report_samples(args: argparse.Namespace, samples: list[float], size: int) -> None:
     samples.sort()
     if args.samples_out:
         with open(args.samples_out, "w") as out:
@@ -114,6 +120,25 @@ def echo_client(args: argparse.Namespace) -> None:
             }
         )
     )
+
+
+def kill_client(args: argparse.Namespace) -> None:
+    interval = 1 / (args.rate or 1000.0)
+    samples: list[float] = []
+    perf = time.perf_counter_ns
+    with CommandsClient(args.endpoint) as client:
+        start = time.perf_counter()
+        for i in range(args.warmup + args.count):
+            delay = start + i * interval - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)  # pacing between samples
+            t0 = perf()
+            ack = client.send(StrategyCommand(type=StrategyCommand.KILL_SWITCH), timeout=5)
+            if i >= args.warmup:
+                samples.append((perf() - t0) / 1000)
+            if ack.outcome != CommandAck.APPLIED:
+                raise SystemExit(f"kill switch not applied: {ack.reason}")
+    report_samples(args, samples, 0)
 
 
 def publisher(args: argparse.Namespace) -> None:
@@ -184,7 +209,8 @@ def report(count: int, t0: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["echo-server", "echo-client", "pub", "sub"])
+    roles = ["echo-server", "echo-client", "pub", "sub", "kill-client"]
+    parser.add_argument("role", choices=roles)
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--mode", choices=["raw", "typed"], default="typed")
     parser.add_argument("--count", type=int, default=20_000)
@@ -192,9 +218,13 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--samples-out", default="")
     args = parser.parse_args()
-    {"echo-server": echo_server, "echo-client": echo_client, "pub": publisher, "sub": subscriber}[
-        args.role
-    ](args)
+    {
+        "echo-server": echo_server,
+        "echo-client": echo_client,
+        "pub": publisher,
+        "sub": subscriber,
+        "kill-client": kill_client,
+    }[args.role](args)
 
 
 if __name__ == "__main__":

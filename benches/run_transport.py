@@ -5,6 +5,8 @@
 RTT: a PAIR echo with one frame per message, same MarketData, closed loop (max rate) and
 at a fixed rate; raw pyzmq and raw libzmq (Rust zmq crate) are the baselines.
 Throughput: PUB/SUB, raw vs tradewire Publisher/Subscriber (sequence, handshake, replay).
+Kill switch under load: a Rust engine publishes MarketData at 100k msg/s to a subscriber
+while acknowledging kill switches sent at a fixed rate by a Python or a Rust CommandClient.
 Writes transport.json, transport.md and rtt_cdf.png; prints the Markdown table.
 """
 
@@ -157,6 +159,60 @@ def throughput(name: str, pub: str, sub: str, mode: str, count: int, ep: str) ->
     }
 
 
+def kill_switch_under_load(
+    client: str, md_ep: str, cmd_ep: str, samples: int, rate: float, md_rate: float
+) -> dict[str, Any]:
+    warmup = max(200, samples // 20)
+    duration = (samples + warmup) / rate + 3.0
+    engine_args = ["--endpoint", md_ep, "--command-endpoint", cmd_ep, "--rate", str(md_rate)]
+    engine = subprocess.Popen(
+        [*RUST_PEER, "engine", *engine_args, "--duration", str(duration)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    sub = None
+    try:
+        _ready(engine)
+        count = int(md_rate * duration * 0.97)
+        sub = subprocess.Popen(
+            [*RUST_PEER, "sub", "--endpoint", md_ep, "--mode", "typed", "--count", str(count)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        _ready(sub)
+        client_args = ["--count", str(samples), "--warmup", str(warmup), "--rate", str(rate)]
+        out = subprocess.run(
+            [*PEERS[client], "kill-client", "--endpoint", cmd_ep, *client_args],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        assert engine.stdout is not None and sub.stdout is not None
+        published = json.loads(engine.stdout.readline())
+        received = json.loads(sub.stdout.readline())
+        engine.wait(30)
+        sub.wait(30)
+    finally:
+        for proc in (engine, sub):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+                if proc.stdout:
+                    proc.stdout.close()
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result.update(
+        case=f"kill switch from {'Python' if client == 'py' else 'Rust'} → Rust engine",
+        client=client,
+        command_rate=rate,
+        market_data_published_per_sec=published["msgs_per_sec"],
+        market_data_received=received["count"],
+        market_data_received_per_sec=received["msgs_per_sec"],
+        commands_applied=published["commands"],
+    )
+    return result
+
+
 def ratio(results: list[dict[str, Any]], case: str, base: str, key: str) -> float | None:
     a = next((r for r in results if r["case"] == case), None)
     b = next((r for r in results if r["case"] == base), None)
@@ -191,7 +247,110 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {r['case']} | {r['published_per_sec']:,.0f} | "
             f"{r['received_per_sec']:,.0f} | {r['received']:,}/{r['count']:,} |"
         )
+    kill = report.get("kill_switch", [])
+    if kill:
+        lines += [
+            "",
+            "### Kill-switch acknowledgement under load (ipc, µs)",
+            "",
+            "| case | commands/s | samples | p50 | p99 | p99.9 | market data published/s "
+            "| received/s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in kill:
+            lines.append(
+                f"| {r['case']} | {r['command_rate']:,.0f} | {r['samples']:,} | "
+                f"{r['p50_us']:.1f} | {r['p99_us']:.1f} | {r['p999_us']:.1f} | "
+                f"{r['market_data_published_per_sec']:,.0f} | "
+                f"{r['market_data_received_per_sec']:,.0f} |"
+            )
+    goals = report.get("goals", [])
+    if goals:
+        lines += ["", "### Goals", "", "| goal | measured | met |", "|---|---:|---|"]
+        for g in goals:
+            lines.append(f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else 'no'} |")
     return "\n".join(lines) + "\n"
+
+
+def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's goals against this run's figures (ratios within the same run)."""
+    out: list[dict[str, Any]] = []
+
+    def rtt_row(transport: str, case: str, rate: float) -> dict[str, Any] | None:
+        runs = report["rtt"].get(transport, [])
+        return next((r for r in runs if r["case"] == case and r["rate"] == rate), None)
+
+    for transport in report["rtt"]:
+        for rate in sorted({r["rate"] for r in report["rtt"][transport]}):
+            label = f"{transport}, {'max rate' if not rate else f'{rate:,.0f}/s'}"
+            py = rtt_row(transport, "tradewire Python↔Python", rate)
+            rust = rtt_row(transport, "tradewire Rust↔Rust", rate)
+            if py and "ratio_p50" in py:
+                out.append(
+                    _goal(
+                        f"Python typed RTT p50 ≤ 1.25x raw pyzmq ({label})",
+                        py["ratio_p50"],
+                        1.25,
+                        "x",
+                    )
+                )
+                out.append(
+                    _goal(
+                        f"Python typed RTT p99 ≤ 1.5x raw pyzmq ({label})",
+                        py["ratio_p99"],
+                        1.5,
+                        "x",
+                    )
+                )
+            if rust and "ratio_p50" in rust:
+                out.append(
+                    _goal(
+                        f"Rust↔Rust RTT p50 ≤ 1.15x raw libzmq ({label})",
+                        rust["ratio_p50"],
+                        1.15,
+                        "x",
+                    )
+                )
+    tp = {r["case"]: r for r in report["throughput"]}
+    for case in ("tradewire Python→Python", "tradewire Rust→Python"):
+        if case in tp:
+            out.append(
+                _goal(
+                    f"Python typed subscriber ≥ 400k MarketData/s ({case})",
+                    tp[case]["received_per_sec"],
+                    400_000,
+                    "msg/s",
+                    at_least=True,
+                )
+            )
+    if "tradewire Rust→Rust" in tp:
+        out.append(
+            _goal(
+                "Rust publisher ≥ 1.5M msg/s over ipc",
+                tp["tradewire Rust→Rust"]["published_per_sec"],
+                1_500_000,
+                "msg/s",
+                at_least=True,
+            )
+        )
+    for r in report.get("kill_switch", []):
+        out.append(
+            _goal(
+                f"kill-switch ack p99 ≤ 2 ms under 100k msg/s ({r['case']})",
+                r["p99_us"],
+                2000,
+                "µs",
+            )
+        )
+    return out
+
+
+def _goal(
+    goal: str, value: float, limit: float, unit: str, *, at_least: bool = False
+) -> dict[str, Any]:
+    met = value >= limit if at_least else value <= limit
+    shown = f"{value:,.0f} {unit}" if unit != "x" else f"{value:.2f}x"
+    return {"goal": goal, "measured": shown, "value": value, "limit": limit, "met": met}
 
 
 def plot_cdf(sample_files: dict[str, Path], out: Path) -> None:
@@ -220,6 +379,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20_000)
     parser.add_argument("--fixed-rate", type=float, default=5_000.0)
+    parser.add_argument("--kill-rate", type=float, default=1_000.0, help="kill switches/s")
+    parser.add_argument("--market-data-rate", type=float, default=100_000.0)
     parser.add_argument("--quick", action="store_true", help="few samples, ipc only (smoke)")
     parser.add_argument("--out", type=Path, default=ROOT / "benches" / "results")
     args = parser.parse_args()
@@ -274,7 +435,26 @@ def main() -> int:
             print(
                 f"  throughput {name}: {r['received_per_sec']:,.0f} msg/s received", file=sys.stderr
             )
+        kill_samples = 1_000 if args.quick else args.samples
+        report["kill_switch"] = [
+            kill_switch_under_load(
+                client,
+                endpoint("ipc", tmp, f"k{client}-md"),
+                endpoint("ipc", tmp, f"k{client}-cmd"),
+                kill_samples,
+                args.kill_rate,
+                args.market_data_rate,
+            )
+            for client in ("py", "rust")
+        ]
+        for r in report["kill_switch"]:
+            print(
+                f"  {r['case']}: p50 {r['p50_us']:.1f} p99 {r['p99_us']:.1f} µs, market data "
+                f"{r['market_data_published_per_sec']:,.0f} msg/s",
+                file=sys.stderr,
+            )
         plot_cdf(cdf, args.out / "rtt_cdf.png")
+    report["goals"] = goals(report)
     (args.out / "transport.json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown(report)
     (args.out / "transport.md").write_text(table)

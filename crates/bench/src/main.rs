@@ -6,6 +6,8 @@
 //!                [--samples-out FILE]
 //! tradewire-bench pub --endpoint E --mode raw|typed --count N
 //! tradewire-bench sub --endpoint E --mode raw|typed --count N
+//! tradewire-bench engine --endpoint E --command-endpoint C --rate R --duration S
+//! tradewire-bench kill-client --endpoint C --count N [--warmup W] [--rate R] [--samples-out F]
 //! ```
 //!
 //! Echo uses one PAIR socket per side and one frame per message in both modes, so the only
@@ -14,13 +16,18 @@
 //! The client prints one JSON line: RTT samples' percentiles (µs) and the message size.
 //! `pub`/`sub` report messages per second; typed mode uses the tradewire transport
 //! (sequence numbers, replay ring, handshake); raw mode a bare PUB/SUB pair.
+//! `engine` publishes MarketData at a fixed rate while acknowledging StrategyCommands on
+//! the same thread, as an execution engine does; `kill-client` sends kill switches to it at
+//! a fixed rate and reports the acknowledgement latency percentiles.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use tradewire::transport::{Publisher, PublisherOptions, Subscriber, SubscriberOptions};
-use tradewire::v1::MarketData;
+use tradewire::transport::{
+    CommandClient, CommandServer, Publisher, PublisherOptions, Subscriber, SubscriberOptions,
+};
+use tradewire::v1::{command_ack::Outcome, strategy_command, MarketData, StrategyCommand};
 use tradewire::wire;
 
 struct Args {
@@ -31,13 +38,15 @@ struct Args {
     warmup: u64,
     rate: f64,
     samples_out: String,
+    command_endpoint: String,
+    duration: f64,
 }
 
 fn parse() -> Result<Args, String> {
     let mut argv = std::env::args().skip(1);
     let role = argv
         .next()
-        .ok_or("missing role: echo-server|echo-client|pub|sub")?;
+        .ok_or("missing role: echo-server|echo-client|pub|sub|engine|kill-client")?;
     let mut args = Args {
         role,
         endpoint: String::new(),
@@ -46,6 +55,8 @@ fn parse() -> Result<Args, String> {
         warmup: 2_000,
         rate: 0.0,
         samples_out: String::new(),
+        command_endpoint: String::new(),
+        duration: 10.0,
     };
     while let Some(flag) = argv.next() {
         let value = argv.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -57,6 +68,10 @@ fn parse() -> Result<Args, String> {
             "--warmup" => args.warmup = num(&value)?,
             "--rate" => args.rate = value.parse().map_err(|e| format!("--rate: {e}"))?,
             "--samples-out" => args.samples_out = value,
+            "--command-endpoint" => args.command_endpoint = value,
+            "--duration" => {
+                args.duration = value.parse().map_err(|e| format!("--duration: {e}"))?
+            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -173,12 +188,21 @@ fn echo_client(a: &Args) -> Result<(), String> {
         }
     }
     sock.send(&b""[..], 0).map_err(|e| e.to_string())?;
+    let size = if a.typed { frame.len() } else { raw.len() };
+    report_samples(a, samples, size)
+}
+
+/// Sorts the samples (µs), writes them to `--samples-out` when given and prints one JSON
+/// line with their percentiles.
+fn report_samples(a: &Args, mut samples: Vec<f64>, size: usize) -> Result<(), String> {
+    if samples.is_empty() {
+        return Err("no samples".into());
+    }
     samples.sort_by(|x, y| x.total_cmp(y));
     if !a.samples_out.is_empty() {
         let text: String = samples.iter().map(|s| format!("{s:.3}\n")).collect();
         std::fs::write(&a.samples_out, text).map_err(|e| e.to_string())?;
     }
-    let size = if a.typed { frame.len() } else { raw.len() };
     println!(
         "{{\"samples\":{},\"bytes\":{},\"p50_us\":{:.3},\"p99_us\":{:.3},\"p999_us\":{:.3},\"mean_us\":{:.3}}}",
         samples.len(),
@@ -186,9 +210,91 @@ fn echo_client(a: &Args) -> Result<(), String> {
         percentile(&samples, 50.0),
         percentile(&samples, 99.0),
         percentile(&samples, 99.9),
-        samples.iter().sum::<f64>() / samples.len().max(1) as f64,
+        samples.iter().sum::<f64>() / samples.len() as f64,
     );
     Ok(())
+}
+
+/// Publishes MarketData at `--rate` for `--duration` seconds in 1 ms batches and, between
+/// batches, waits on the command server (until the next batch is due), acknowledging every
+/// StrategyCommand as applied. Prints the publish rate and the command count at the end.
+fn engine(a: &Args) -> Result<(), String> {
+    if a.command_endpoint.is_empty() || a.rate <= 0.0 {
+        return Err("engine needs --command-endpoint and --rate > 0".into());
+    }
+    let options = PublisherOptions {
+        sndhwm: 0,
+        ..Default::default()
+    };
+    let publisher =
+        Publisher::<MarketData>::bind_with(&a.endpoint, options).map_err(|e| e.to_string())?;
+    let mut server = CommandServer::bind(&a.command_endpoint).map_err(|e| e.to_string())?;
+    println!("{{\"ready\":true}}");
+    if !publisher.wait_for_subscriber(Duration::from_secs(30)) {
+        return Err("no subscriber within 30 s".into());
+    }
+    let mut msg = tick();
+    let batch = Duration::from_millis(1);
+    let per_batch = (a.rate / 1000.0).max(1.0);
+    let start = Instant::now();
+    let stop = start + Duration::from_secs_f64(a.duration);
+    let (mut published, mut commands, mut due) = (0u64, 0u64, start);
+    while Instant::now() < stop {
+        let target = (start.elapsed().as_secs_f64() * 1000.0 * per_batch) as u64;
+        while published < target {
+            msg.timestamp_us = published as i64;
+            publisher.publish(&msg).map_err(|e| e.to_string())?;
+            published += 1;
+        }
+        due += batch;
+        let wait = due.saturating_duration_since(Instant::now());
+        server
+            .poll(wait, |cmd| {
+                commands += 1;
+                let applied = cmd.r#type == strategy_command::CommandType::KillSwitch as i32;
+                (
+                    Outcome::Applied,
+                    if applied { "kill switch engaged" } else { "ok" }.into(),
+                )
+            })
+            .map_err(|e| e.to_string())?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{{\"published\":{published},\"msgs_per_sec\":{:.1},\"commands\":{commands}}}",
+        published as f64 / secs
+    );
+    Ok(())
+}
+
+/// Sends `--count` kill switches (after `--warmup`) at `--rate` per second and reports the
+/// acknowledgement latency percentiles (µs).
+fn kill_client(a: &Args) -> Result<(), String> {
+    let mut client = CommandClient::connect(&a.endpoint).map_err(|e| e.to_string())?;
+    let interval = Duration::from_secs_f64(1.0 / a.rate.max(1.0));
+    let mut samples = Vec::with_capacity(a.count as usize);
+    let start = Instant::now();
+    for i in 0..(a.warmup + a.count) {
+        let due = start + interval * (i as u32);
+        while Instant::now() < due {
+            std::thread::sleep(Duration::from_micros(50)); // pacing between samples
+        }
+        let command = StrategyCommand {
+            r#type: strategy_command::CommandType::KillSwitch as i32,
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let ack = client
+            .send(command, Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
+        if ack.outcome != Outcome::Applied as i32 {
+            return Err(format!("kill switch not applied: {}", ack.reason));
+        }
+        if i >= a.warmup {
+            samples.push(t0.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    report_samples(a, samples, 0)
 }
 
 /// Publishers wait for a line on stdin ("go": the subscriber is live), publish, report,
@@ -296,6 +402,8 @@ fn main() -> ExitCode {
         "echo-client" => echo_client(&args),
         "pub" => publisher(&args),
         "sub" => subscriber(&args),
+        "engine" => engine(&args),
+        "kill-client" => kill_client(&args),
         other => Err(format!("unknown role {other}")),
     };
     match result {
