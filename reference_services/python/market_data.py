@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import zmq
 from twin_common import (
     Lifecycle,
     RandomWalk,
@@ -26,6 +27,8 @@ from twin_common import (
 
 from tradewire.channels import MarketDataPublisher
 from tradewire.messages import MarketData
+
+END_LINGER_MS = 5000  # how long closing waits for frames queued to slow subscribers
 
 NAME = "market-data"
 
@@ -77,7 +80,10 @@ def main() -> int:
     endpoint = cfg.endpoints.market_data
     ensure_ipc_dir(endpoint)
     try:
-        publisher = MarketDataPublisher(endpoint)
+        # The tail still reaches a subscriber that is behind when the stream ends: closing
+        # waits up to END_LINGER_MS for frames queued to it (SPEC 3.4).
+        context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        publisher = MarketDataPublisher(endpoint, context=context, linger_ms=END_LINGER_MS)
     except OSError as exc:
         life.fail(f"cannot bind {endpoint}: {exc}")
         return 1
@@ -127,6 +133,7 @@ def main() -> int:
     seconds = time.monotonic() - t0
     time.sleep(0.3)  # late replay requests are still served for a moment
     publisher.close()
+    context.term()  # returns once queued frames are delivered, or after the linger
     remove_ipc(endpoint, control=True)
     life.summary(
         {

@@ -10,10 +10,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tradewire::transport::Publisher;
+use tradewire::transport::{Publisher, PublisherOptions};
 use tradewire::v1::MarketData;
 use tradewire_services::walk::{read_csv, RandomWalk};
 use tradewire_services::{ensure_ipc_dir, load_config, now_us, parse_args, remove_ipc, Lifecycle};
+
+/// How long closing waits for frames still queued to slow subscribers (SPEC 3.4).
+const END_LINGER: Duration = Duration::from_secs(5);
 
 const NAME: &str = "market-data";
 const FLAGS: [&str; 6] = ["rate", "symbols", "seed", "count", "duration", "csv"];
@@ -71,7 +74,13 @@ fn main() {
     };
     let endpoint = cfg.endpoints.market_data.clone();
     ensure_ipc_dir(&endpoint);
-    let publisher = Publisher::<MarketData>::bind(&endpoint)
+    // The stream's tail still reaches a subscriber that is behind when the stream ends:
+    // closing waits up to END_LINGER for frames queued to it (SPEC 3.4).
+    let options = PublisherOptions {
+        linger: END_LINGER,
+        ..Default::default()
+    };
+    let publisher = Publisher::<MarketData>::bind_with(&endpoint, options)
         .unwrap_or_else(|e| life.fail(format!("cannot bind {endpoint}: {e}")));
     life.ready();
 
