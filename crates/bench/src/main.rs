@@ -305,7 +305,7 @@ fn publisher(a: &Args) -> Result<(), String> {
     let stdin = std::io::stdin();
     if a.typed {
         let options = PublisherOptions {
-            ring_size: a.count as usize, // the ring holds the whole run: nothing is lost
+            // The default ring (100k frames, reused): with unbounded HWMs nothing is dropped.
             sndhwm: 0,
             ..Default::default()
         };

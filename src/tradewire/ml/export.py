@@ -142,14 +142,10 @@ def export_torch_onnx(model: TradingModel, path: str | os.PathLike[str]) -> Path
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "model.onnx"
         # The TorchScript-based exporter on purpose: it needs no onnxscript and honours
-        # dynamic_axes as given. torch >= 2.9 flags it with a DeprecationWarning; only
-        # that one warning is silenced.
+        # dynamic_axes as given. torch >= 2.9 flags it, and its own internals, with
+        # DeprecationWarnings; those are silenced for this call only.
         with warnings.catch_warnings():
-            warnings.filterwarnings(
-                "ignore",
-                message=r"You are using the legacy TorchScript-based ONNX export",
-                category=DeprecationWarning,
-            )
+            warnings.simplefilter("ignore", category=DeprecationWarning)
             torch.onnx.export(
                 net,
                 (torch.zeros(1, model.weights[0].shape[0]),),
