@@ -213,6 +213,31 @@ def kill_switch_under_load(
     return result
 
 
+def envelope_codec(count: int) -> list[dict[str, Any]]:
+    """ns per MarketData frame: encode, and decode + typed parse; Python and Rust, best of 5."""
+    import timeit
+
+    sys.path.insert(0, str(ROOT / "benches"))
+    from py_peer import TICK, typed_decode, typed_frame
+
+    frame = typed_frame(TICK, 1)
+    enc = min(timeit.repeat(lambda: typed_frame(TICK, 1), number=count, repeat=5)) / count
+    dec = min(timeit.repeat(lambda: typed_decode(frame), number=count, repeat=5)) / count
+    out = subprocess.run(
+        [*RUST_PEER, "codec", "--count", str(count * 10)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    rust = json.loads(out.stdout.strip().splitlines()[-1])
+    return [
+        {"codec": "Python (upb + tradewire.wire)", "bytes": len(frame),
+         "encode_ns": enc * 1e9, "decode_ns": dec * 1e9},
+        {"codec": "Rust (prost + tradewire::wire)", **rust},
+    ]  # fmt: skip
+
+
 def ratio(results: list[dict[str, Any]], case: str, base: str, key: str) -> float | None:
     a = next((r for r in results if r["case"] == case), None)
     b = next((r for r in results if r["case"] == base), None)
@@ -247,6 +272,19 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {r['case']} | {r['published_per_sec']:,.0f} | "
             f"{r['received_per_sec']:,.0f} | {r['received']:,}/{r['count']:,} |"
         )
+    codec = report.get("codec", [])
+    if codec:
+        lines += [
+            "",
+            "### Envelope codec (MarketData frame, ns per message, best of 5)",
+            "",
+            "| codec | frame bytes | encode ns | decode + parse ns |",
+            "|---|---:|---:|---:|",
+        ]
+        for r in codec:
+            lines.append(
+                f"| {r['codec']} | {r['bytes']} | {r['encode_ns']:,.0f} | {r['decode_ns']:,.0f} |"
+            )
     kill = report.get("kill_switch", [])
     if kill:
         lines += [
@@ -435,6 +473,7 @@ def main() -> int:
             print(
                 f"  throughput {name}: {r['received_per_sec']:,.0f} msg/s received", file=sys.stderr
             )
+        report["codec"] = envelope_codec(20_000 if args.quick else 200_000)
         kill_samples = 1_000 if args.quick else args.samples
         report["kill_switch"] = [
             kill_switch_under_load(

@@ -1,13 +1,21 @@
-"""Envelope codec cost against raw protobuf (upb) on the same 75-byte-class MarketData.
+"""Envelope codec cost against raw protobuf (upb): the 75-byte-class MarketData, then every
+message type of the schema (its "typical" golden vector).
 
 Run with `make bench`; compare `wire_*` to `raw_*` in the same run.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
+from google.protobuf.message import Message
+
 from tradewire import wire
+from tradewire._gen import registry
+from tradewire.catalog import MessageType
 from tradewire.messages import MarketData
 
 TICK = MarketData(
@@ -47,3 +55,57 @@ def test_wire_decode_and_parse(benchmark: Any) -> None:
         return wire.parse_payload(wire.decode_frame(FRAME), MarketData)
 
     assert benchmark(decode) == TICK
+
+
+# ---- every message type: the "typical" golden vector, raw upb beside tradewire -------------
+
+VECTORS = Path(__file__).resolve().parents[1] / "conformance" / "vectors"
+
+
+def _typical(mtype: MessageType[Any]) -> Message:
+    cases = json.loads((VECTORS / f"{mtype.cls.DESCRIPTOR.name}.json").read_text())["cases"]
+    case = next((c for c in cases if c["name"] == "typical"), cases[-1])
+    return mtype.cls.FromString(bytes.fromhex(case["payload_hex"]))
+
+
+def _channel_of(mtype: MessageType[Any]) -> str:
+    """The channel carrying the type (its name), or the control channel name `_control`."""
+    return next(
+        (c.name for c in registry.CHANNELS if mtype.cls in (c.message, c.reply)), "_control"
+    )
+
+
+TYPES = [pytest.param(t, id=t.cls.DESCRIPTOR.name) for t in registry.MESSAGE_TYPES]
+
+
+@pytest.mark.parametrize("mtype", TYPES)
+def test_every_type_raw_serialize(benchmark: Any, mtype: MessageType[Any]) -> None:
+    msg = _typical(mtype)
+    assert mtype.cls.FromString(benchmark(msg.SerializeToString)) == msg
+
+
+@pytest.mark.parametrize("mtype", TYPES)
+def test_every_type_wire_encode(benchmark: Any, mtype: MessageType[Any]) -> None:
+    msg, channel = _typical(mtype), _channel_of(mtype)
+
+    def encode() -> bytes:
+        return wire.encode_message(channel, msg, publisher_id=1, seq=1, send_ts_ns=1)
+
+    assert wire.parse_payload(wire.decode_frame(benchmark(encode))) == msg
+
+
+@pytest.mark.parametrize("mtype", TYPES)
+def test_every_type_raw_parse(benchmark: Any, mtype: MessageType[Any]) -> None:
+    msg = _typical(mtype)
+    assert benchmark(mtype.cls.FromString, msg.SerializeToString()) == msg
+
+
+@pytest.mark.parametrize("mtype", TYPES)
+def test_every_type_wire_decode(benchmark: Any, mtype: MessageType[Any]) -> None:
+    msg = _typical(mtype)
+    frame = wire.encode_message(_channel_of(mtype), msg, publisher_id=1, seq=1, send_ts_ns=1)
+
+    def decode() -> Message:
+        return wire.parse_payload(wire.decode_frame(frame), mtype.cls)
+
+    assert benchmark(decode) == msg

@@ -8,6 +8,7 @@
 //! tradewire-bench sub --endpoint E --mode raw|typed --count N
 //! tradewire-bench engine --endpoint E --command-endpoint C --rate R --duration S
 //! tradewire-bench kill-client --endpoint C --count N [--warmup W] [--rate R] [--samples-out F]
+//! tradewire-bench codec --count N
 //! ```
 //!
 //! Echo uses one PAIR socket per side and one frame per message in both modes, so the only
@@ -18,7 +19,8 @@
 //! (sequence numbers, replay ring, handshake); raw mode a bare PUB/SUB pair.
 //! `engine` publishes MarketData at a fixed rate while acknowledging StrategyCommands on
 //! the same thread, as an execution engine does; `kill-client` sends kill switches to it at
-//! a fixed rate and reports the acknowledgement latency percentiles.
+//! a fixed rate and reports the acknowledgement latency percentiles. `codec` times the
+//! envelope codec alone (ns per MarketData frame encoded, and decoded + parsed), best of 5.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -46,7 +48,7 @@ fn parse() -> Result<Args, String> {
     let mut argv = std::env::args().skip(1);
     let role = argv
         .next()
-        .ok_or("missing role: echo-server|echo-client|pub|sub|engine|kill-client")?;
+        .ok_or("missing role: echo-server|echo-client|pub|sub|engine|kill-client|codec")?;
     let mut args = Args {
         role,
         endpoint: String::new(),
@@ -75,7 +77,7 @@ fn parse() -> Result<Args, String> {
             other => return Err(format!("unknown flag {other}")),
         }
     }
-    if args.endpoint.is_empty() {
+    if args.endpoint.is_empty() && args.role != "codec" {
         return Err("--endpoint is required".into());
     }
     Ok(args)
@@ -211,6 +213,32 @@ fn report_samples(a: &Args, mut samples: Vec<f64>, size: usize) -> Result<(), St
         percentile(&samples, 99.0),
         percentile(&samples, 99.9),
         samples.iter().sum::<f64>() / samples.len() as f64,
+    );
+    Ok(())
+}
+
+/// Best of 5 rounds of `count` encodes, and of `count` decodes + typed parses (ns/op).
+fn codec(a: &Args) -> Result<(), String> {
+    let msg = tick();
+    let mut frame = Vec::with_capacity(256);
+    let count = a.count.max(1);
+    let (mut encode_ns, mut decode_ns) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        for seq in 1..=count {
+            typed_frame(std::hint::black_box(&msg), seq, &mut frame)?;
+        }
+        encode_ns = encode_ns.min(t0.elapsed().as_nanos() as f64 / count as f64);
+        let t0 = Instant::now();
+        for _ in 0..count {
+            let back = typed_decode(std::hint::black_box(&frame))?;
+            std::hint::black_box(back);
+        }
+        decode_ns = decode_ns.min(t0.elapsed().as_nanos() as f64 / count as f64);
+    }
+    println!(
+        "{{\"bytes\":{},\"encode_ns\":{encode_ns:.1},\"decode_ns\":{decode_ns:.1}}}",
+        frame.len()
     );
     Ok(())
 }
@@ -404,6 +432,7 @@ fn main() -> ExitCode {
         "sub" => subscriber(&args),
         "engine" => engine(&args),
         "kill-client" => kill_client(&args),
+        "codec" => codec(&args),
         other => Err(format!("unknown role {other}")),
     };
     match result {
