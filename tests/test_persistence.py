@@ -177,8 +177,7 @@ def _batch(recorder_messages: list[Order | Position], url: str) -> store.Batch:
     rec._batch = store.Batch()
     rec.close()
     engine.dispose()
-    for row in batch.orders:
-        row["recorded_ts_ns"] = 1
+    batch.recorded_ts_ns = 1
     for row in batch.progress.values():
         row["updated_ns"] = 1
     return batch

@@ -54,8 +54,34 @@ def utc_of_us(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
+_SECONDS_TEXT: dict[int, str] = {}
+
+
+def utc_text_of_us(us: int) -> str:
+    """utc_of_us(us) as the text SQLAlchemy's SQLite DateTime stores ("YYYY-MM-DD
+    HH:MM:SS.ffffff"), which PostgreSQL also parses as a timestamp; the text of each second
+    is cached, so this costs one divmod and one format per row."""
+    seconds, micros = divmod(us, 1_000_000)
+    text = _SECONDS_TEXT.get(seconds)
+    if text is None:
+        if len(_SECONDS_TEXT) >= 100_000:
+            _SECONDS_TEXT.clear()
+        d = _EPOCH + timedelta(seconds=seconds)
+        text = _SECONDS_TEXT[seconds] = (f"{d.year:04d}-{d.month:02d}-{d.day:02d} "
+                                         f"{d.hour:02d}:{d.minute:02d}:{d.second:02d}")  # fmt: skip
+    return f"{text}.{micros:06d}"
+
+
+_PID_HEX: dict[int, str] = {}
+
+
 def pid_hex(publisher_id: int) -> str:
-    return f"{publisher_id:016x}"
+    text = _PID_HEX.get(publisher_id)
+    if text is None:
+        if len(_PID_HEX) >= 10_000:
+            _PID_HEX.clear()
+        text = _PID_HEX[publisher_id] = f"{publisher_id:016x}"
+    return text
 
 
 @dataclass
@@ -164,21 +190,22 @@ class Recorder:
         """(publisher hex, True when env.seq is not stored yet); advances the progress."""
         pid = pid_hex(env.publisher_id)
         key = (pid, env.channel)
-        if env.seq <= self._hwm.get(key, 0):
+        seq = env.seq
+        if seq <= self._hwm.get(key, 0):
             self.stats.duplicates += 1
             return pid, False
-        self._hwm[key] = env.seq
-        if not self.stats.first_recv_ns:
-            self.stats.first_recv_ns = time.time_ns()
-        if not self._batch_started:
-            self._batch_started = time.monotonic()
+        self._hwm[key] = seq
         progress = self._batch.progress.get(key)
-        if progress is None:
+        if progress is None:  # the stream's first message in this batch
+            if not self.stats.first_recv_ns:
+                self.stats.first_recv_ns = time.time_ns()
+            if not self._batch_started:
+                self._batch_started = time.monotonic()
             progress = self._batch.progress[key] = {
-                "publisher_id": pid, "channel": env.channel, "first_seq": env.seq,
-                "last_seq": env.seq, "messages": 0, "lost": 0, "updated_ns": 0,
+                "publisher_id": pid, "channel": env.channel, "first_seq": seq,
+                "last_seq": seq, "messages": 0, "lost": 0, "updated_ns": 0,
             }  # fmt: skip
-        progress["last_seq"] = env.seq
+        progress["last_seq"] = seq
         progress["messages"] += 1
         return pid, True
 
@@ -188,17 +215,14 @@ class Recorder:
         if not fresh:
             return
         ts_us = o.timestamp_us or env.send_ts_ns // 1000
-        self._batch.orders.append({
-            "publisher_id": pid, "channel": env.channel, "seq": env.seq,
-            "key_seq": env.key_seq, "order_id": o.order_id,
-            "client_order_id": o.client_order_id, "symbol": o.symbol,
-            "side": _SIDE.get(o.side, str(o.side)), "order_type": _TYPE.get(o.type, str(o.type)),
-            "status": _STATUS.get(o.status, str(o.status)), "quantity": o.quantity,
-            "price": o.price, "rejection_reason": o.rejection_reason, "timestamp_us": ts_us,
-            "timestamp_utc": utc_of_us(ts_us), "send_ts_ns": env.send_ts_ns,
-            "recv_ts_ns": time.time_ns(), "recorded_ts_ns": 0,
-            "replayed": bool(env.flags & wire.FLAG_REPLAY),
-        })  # fmt: skip
+        # a store.ORDER_COLUMNS tuple (recorded_ts_ns is set per transaction)
+        self._batch.orders.append((
+            pid, env.channel, env.seq, env.key_seq, o.order_id, o.client_order_id, o.symbol,
+            _SIDE.get(o.side) or str(o.side), _TYPE.get(o.type) or str(o.type),
+            _STATUS.get(o.status) or str(o.status), o.quantity, o.price, o.rejection_reason,
+            ts_us, utc_text_of_us(ts_us), env.send_ts_ns, time.time_ns(),
+            bool(env.flags & wire.FLAG_REPLAY),
+        ))  # fmt: skip
         self.stats.orders += 1
 
     def ingest_position(self, got: Received[Position]) -> None:
@@ -305,8 +329,7 @@ class Recorder:
     def _commit(self, batch: Batch) -> None:
         for attempt in range(10):
             now = time.time_ns()
-            for row in batch.orders:
-                row["recorded_ts_ns"] = now
+            batch.recorded_ts_ns = now
             for row in batch.progress.values():
                 row["updated_ns"] = now
             t0 = time.perf_counter()

@@ -84,6 +84,35 @@ class SyntheticEngine:
                                    realized_pnl=book.realized, last_updated_us=now)  # fmt: skip
 
 
+def cycle_pool(pool: Sequence[Message]) -> Iterator[Message]:
+    """`pool` over and over as one continuing stream: pass k (from 0) moves event time k
+    pool spans later and gives orders ids of their own (order_id + "-k"), so a long load
+    run looks like a real engine's (unique ids, time moving forward), not a loop of the
+    same keys. The messages are changed in place: each is published before the next."""
+    yield from pool
+    if not pool:
+        return
+    base: list[tuple[Message, str | None, int]] = []
+    for m in pool:
+        if isinstance(m, Order):
+            base.append((m, m.order_id, m.timestamp_us))
+        else:
+            assert isinstance(m, Position)
+            base.append((m, None, m.last_updated_us))
+    times = [ts for _, _, ts in base]
+    span = max(times) - min(times)
+    span += max(1, span // max(1, len(times) - 1))  # keep the spacing across passes
+    for k in itertools.count(1):
+        shift, suffix = k * span, f"-{k}"
+        for m, order_id, ts in base:
+            if order_id is not None:
+                m.order_id = order_id + suffix  # type: ignore[attr-defined]
+                m.timestamp_us = ts + shift  # type: ignore[attr-defined]
+            else:
+                m.last_updated_us = ts + shift  # type: ignore[attr-defined]
+            yield m
+
+
 def _publish_loop(pubs: dict[type[Message], OrdersPublisher | PositionsPublisher],
                   stream: Iterator[Message], count: int, rate: float,
                   duration: float | None) -> tuple[int, float]:  # fmt: skip
@@ -121,7 +150,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--step-us", type=int, default=1000, help="event time per message")
     parser.add_argument("--ring", type=int, default=100_000, help="publisher replay ring")
     parser.add_argument("--pool", type=int, default=0,
-                        help="prebuild N messages and cycle them (for load: no generation cost)")
+                        help="prebuild N messages and cycle them, ids and times moving on "
+                             "(for load: no generation cost; see cycle_pool)")  # fmt: skip
     parser.add_argument("--wait-stdin", action="store_true",
                         help="print a ready line, publish after a line on stdin, then serve "
                              "replays until stdin closes")  # fmt: skip
@@ -140,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stream: Iterator[Message] = iter(engine)
     if args.pool:
         pool = list(itertools.islice((m for m in engine if type(m) in pubs), args.pool))
-        stream = itertools.cycle(pool)
+        stream = cycle_pool(pool)
     ids = {pub.channel.name: f"{pub.publisher_id:016x}" for pub in pubs.values()}
     try:
         if args.wait_stdin:
