@@ -74,6 +74,7 @@ bench: venv rust-bins
 	mkdir -p benches/results
 	$(VENV)/bin/pytest benches --benchmark-enable --benchmark-only -p no:cacheprovider \
 	    --benchmark-json benches/results/micro.json
+	$(PY) benches/summarize_micro.py benches/results/micro.json >/dev/null
 	$(PY) benches/run_transport.py --out benches/results
 
 ## conformance: the interop matrix: Python runner x {Python, Rust} reference testees; the
