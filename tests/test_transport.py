@@ -594,3 +594,37 @@ def test_async_with_and_asend_keep_the_event_loop_running(endpoint: str) -> None
     assert applied.count("early") <= 1
     assert ok and ticks > 10
     assert closed, "async with closes every socket"
+
+
+def test_aserve_and_asend_share_one_event_loop(endpoint: str) -> None:
+    """Server and client in the same loop: neither blocks it, every command is applied once."""
+    import asyncio
+
+    applied: list[str] = []
+
+    def handle(cmd: StrategyCommand) -> CommandAck:
+        applied.append(cmd.command_id)
+        return CommandAck(outcome=CommandAck.APPLIED, reason=f"type {cmd.type}")
+
+    async def main() -> list[CommandAck]:
+        done = False
+        async with CommandsServer(endpoint, handle) as server, CommandsClient(endpoint) as client:
+            serving = asyncio.get_running_loop().create_task(server.aserve(lambda: done))
+            acks = [
+                await client.asend(StrategyCommand(type=kind, command_id=cid), timeout=5)
+                # a resend of an applied id ("k" twice) is acknowledged, not applied again
+                for kind, cid in [
+                    (StrategyCommand.RESUME_TRADING, "c0"),
+                    (StrategyCommand.KILL_SWITCH, "k"),
+                    (StrategyCommand.KILL_SWITCH, "k"),
+                ]
+            ]
+            done = True
+            await asyncio.wait_for(serving, 2)
+        return acks
+
+    acks = asyncio.run(main())
+    assert applied == ["c0", "k"]
+    assert [a.command_id for a in acks] == ["c0", "k", "k"]
+    assert [a.duplicate for a in acks] == [False, False, True]
+    assert all(a.outcome == CommandAck.APPLIED and a.engine_timestamp_us > 0 for a in acks)

@@ -227,6 +227,24 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
         while not until():
             self.serve_once(poll_interval)
 
+    async def aserve(self, until: Callable[[], bool] | None = None) -> None:
+        """asyncio form of serve(): handles commands as they arrive until `until()` is true
+        (checked after each wake-up, at least every 50 ms) or the task is cancelled; waits on
+        the socket's file descriptor, so the event loop keeps running."""
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        fd = int(self._socket.getsockopt(zmq.FD))
+        loop.add_reader(fd, wake.set)
+        try:
+            while until is None or not until():
+                wake.clear()
+                while self.serve_once(timeout=0):  # the FD is edge-triggered: read it all
+                    pass
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), 0.05)
+        finally:
+            loop.remove_reader(fd)
+
     def _ack_for(self, command: Req) -> Rep:
         command_id: str = command.command_id  # type: ignore[attr-defined]
         if command_id and command_id in self._applied:
