@@ -4,6 +4,7 @@ at the end of --duration and on Ctrl-C."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -183,3 +184,52 @@ def test_ctrl_c_stops_everything_cleanly() -> None:
     assert summary["leftover_ipc_files"] == []
     assert all(p["exit"] == 0 for p in summary["services"].values())
     _assert_no_processes_left(summary)
+
+
+def test_without_rust_builds_the_demo_says_so_and_runs_the_twins(tmp_path: Path) -> None:
+    env = {**os.environ, "TRADEWIRE_BIN_DIR": str(tmp_path / "no-build-here")}
+    result = subprocess.run(
+        [*TRADEWIRE, "demo", "--duration", "2", "--json", "--no-report"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "python services (Rust services not built" in result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["impl"] == "python"
+    assert summary["messages"]["market_data"] > 0
+    _assert_no_processes_left(summary)
+
+
+def test_dashboard_renders_every_figure() -> None:
+    from rich.console import Console
+
+    from tradewire.demo.dashboard import render
+    from tradewire.demo.watch import ChannelStats, PipelineView
+    from tradewire.messages import Order, Position, TradingSignal
+
+    md = ChannelStats()
+    for i in range(100):
+        md.add(time.monotonic(), time.time_ns() - (i + 1) * 1000)  # 1..100 µs old
+    view = PipelineView(channels={"market_data": md})
+    view.last_prices["AAPL"] = 187.5
+    view.last_signals["AAPL"] = TradingSignal(
+        symbol="AAPL", signal=TradingSignal.BUY, confidence=0.83
+    )
+    view.positions["AAPL"] = Position(
+        symbol="AAPL", quantity=100, avg_cost=180.25, realized_pnl=12.5, unrealized_pnl=7.5
+    )
+    view.order_statuses["FILLED"] = 3
+    view.recent_orders.append(
+        Order(order_id="o-42", symbol="AAPL", side=Order.BUY, quantity=100, price=180.25,
+              status=Order.REJECTED, rejection_reason="max_position_size")
+    )  # fmt: skip
+    console = Console(width=160, record=True, file=io.StringIO())
+    console.print(render(view, "tradewire demo", 3.0))
+    text = console.export_text()
+    expected = ["market_data", "100", "AAPL", "187.50", "BUY", "0.83", "180.25", "20.00"]
+    expected += ["o-42", "REJECTED", "max_position_size", "P&L 20.00", "'FILLED': 3"]
+    for item in expected:
+        assert item in text, (item, text)

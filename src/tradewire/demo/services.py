@@ -24,7 +24,10 @@ SERVICES = ("execution-engine", "signal-bridge", "market-data")  # start order
 
 
 def rust_binary(name: str) -> Path | None:
-    path = repo_root() / "target" / "release" / name
+    """The built Rust service: in $TRADEWIRE_BIN_DIR when set (your own build), else in
+    target/release; None when it is not there."""
+    bin_dir = os.environ.get("TRADEWIRE_BIN_DIR")
+    path = (Path(bin_dir) if bin_dir else repo_root() / "target" / "release") / name
     return path if path.is_file() and os.access(path, os.X_OK) else None
 
 
