@@ -23,6 +23,9 @@ PNL_CURVE_COLUMNS = ["timestamp_utc", "symbol", "side", "quantity", "price", "re
                      "cumulative_pnl"]  # fmt: skip
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def _day_bounds(day: date | datetime | str) -> tuple[datetime, datetime]:
     if isinstance(day, str):
         day = date.fromisoformat(day)
@@ -88,8 +91,8 @@ class TradingDatabase:
         query = sa.select(
             t.c.order_id, t.c.symbol, t.c.side, t.c.quantity, t.c.price, t.c.timestamp_utc
         ).where(t.c.status == "filled")
-        if before is not None:
-            query = query.where(t.c.timestamp_utc < before)
+        if before is not None:  # on timestamp_us, the key of the fills index (migration 2)
+            query = query.where(t.c.timestamp_us < (before - _EPOCH) // timedelta(microseconds=1))
         query = query.order_by(t.c.timestamp_us, t.c.publisher_id, t.c.seq)
         seen: set[str] = set()
         out: list[Any] = []

@@ -47,6 +47,9 @@ order_audit_trail = sa.Table(
     sa.Index("ix_order_audit_time", "timestamp_utc"),
     sa.Index("ix_order_audit_order_id", "order_id"),
 )
+_filled = order_audit_trail.c.status == "filled"
+sa.Index("ix_order_audit_fills", order_audit_trail.c.timestamp_us, order_audit_trail.c.publisher_id,
+         order_audit_trail.c.seq, sqlite_where=_filled, postgresql_where=_filled)  # fmt: skip
 
 positions = sa.Table(
     "positions",

@@ -53,10 +53,16 @@ def open_engine(url: str | None = None, *, migrate_schema: bool = True) -> sa.En
         _sqlite_setup(engine)
     else:
         engine = sa.create_engine(resolved, pool_pre_ping=True)
-    if engine.dialect.name not in ("sqlite", "postgresql"):
-        raise ValueError(f"unsupported database {engine.dialect.name!r}: use SQLite or PostgreSQL")
-    if migrate_schema:
-        migrate(engine)
+    try:
+        if engine.dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"unsupported database {engine.dialect.name!r}: use SQLite or PostgreSQL"
+            )
+        if migrate_schema:
+            migrate(engine)
+    except BaseException:
+        engine.dispose()  # e.g. a schema newer than this code: no pooled connection left open
+        raise
     return engine
 
 
@@ -199,12 +205,12 @@ def _write(conn: sa.Connection, name: str, table: sa.Table, rows: list[Row]) -> 
         return
     procs = [_SQLITE_DATETIME if isinstance(table.c[c].type, sa.DateTime) else None
              for c in columns]  # fmt: skip
-    values = [tuple(row[c] if proc is None else proc(row[c]) for c, proc in zip(columns, procs))
-              for row in rows]  # fmt: skip
+    pairs = list(zip(columns, procs, strict=True))
+    values = [tuple(row[c] if proc is None else proc(row[c]) for c, proc in pairs) for row in rows]
     _sqlite_insert(conn, name, table, columns, values)
 
 
-_SQLITE_DATETIME: Any = sa.DateTime().bind_processor(_SQLITE_QMARK)
+_SQLITE_DATETIME: Any = sa.DateTime().dialect_impl(_SQLITE_QMARK).bind_processor(_SQLITE_QMARK)
 
 
 def _write_orders(conn: sa.Connection, rows: list[OrderRow], recorded_ts_ns: int) -> None:
@@ -272,8 +278,13 @@ def _staging(table: sa.Table, columns: list[str]) -> sa.Table:
     )  # fmt: skip
 
 
-def _pg_copy(conn: sa.Connection, insert: Any, columns: list[str],
-             rows: Sequence[Sequence[Any]], params: Mapping[str, Any] | None = None) -> None:  # fmt: skip
+def _pg_copy(
+    conn: sa.Connection,
+    insert: Any,
+    columns: list[str],
+    rows: Sequence[Sequence[Any]],
+    params: Mapping[str, Any] | None = None,
+) -> None:
     """COPY `rows` (values in `columns` order) into the staging table of `insert`, then
     execute it."""
     from psycopg import sql
