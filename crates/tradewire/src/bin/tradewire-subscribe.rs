@@ -12,8 +12,9 @@
 //! with `--json`). With `--json`, messages are `{"publisher_id": "<16 hex>", "seq", "key_seq", "key",
 //! "price", "flags"}` and events `{"event": "gap_detected", ...}` (the fields of the
 //! Python SDK's `TransportEvent.as_dict()`); a last line `{"summary": {...}}` gives the
-//! counters. Exits 0 after `--count` messages (0 = until idle), 1 when the stream goes
-//! idle for `--idle-timeout-ms` first, 2 on bad usage or a failed connect.
+//! counters (`rejected_by_kind` splits `rejected` by WIRE.md error kind). Exits 0 after
+//! `--count` messages (0 = until idle), 1 when the stream goes idle for
+//! `--idle-timeout-ms` first, 2 on bad usage or a failed connect.
 //! `--throttle-us` sleeps after each message (or after every `--throttle-every` N-th) to
 //! simulate a slow consumer. With `--count-lost`, messages reported lost for good
 //! (`unrecoverable_gap` events) count towards `--count`, so a stream with accounted loss
@@ -207,11 +208,18 @@ fn main() -> ExitCode {
     let seconds = started.elapsed().as_secs_f64();
     let s = sub.stats();
     let rejected: u64 = s.rejected.values().sum();
+    let rejected_by_kind = s
+        .rejected
+        .iter()
+        .map(|(kind, n)| format!("\"{kind}\":{n}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let _ = writeln!(
         out,
         "{{\"summary\":{{\"received\":{received},\"seconds\":{seconds:.6},\"gaps\":{},\
          \"missed\":{},\"recovered\":{},\"unrecoverable\":{},\"duplicates\":{},\
-         \"rejected\":{rejected},\"heartbeats\":{},\"restarts\":{},\"peer_lost\":{},\
+         \"rejected\":{rejected},\"rejected_by_kind\":{{{rejected_by_kind}}},\
+         \"heartbeats\":{},\"restarts\":{},\"peer_lost\":{},\
          \"complete\":{complete}}}}}",
         s.gaps,
         s.missed,
