@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -18,6 +19,8 @@ def _run(args: argparse.Namespace) -> int:
     if not (args.orders or args.positions):
         print("tradewire record: give --orders and/or --positions", file=sys.stderr)
         return 2
+    if args.nice:
+        os.nice(args.nice)
     engine = open_engine(args.db)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -60,6 +63,10 @@ def register(sub: Any) -> None:
     parser.add_argument("--duration", type=float, default=0.0,
                         help="exit after S seconds (0: no limit)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=5000, help="rows per transaction")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="lower the recorder's CPU priority by N (os.nice): on a busy "
+                             "host the engine it records comes first and the recorder "
+                             "catches up from its buffers")  # fmt: skip
     parser.add_argument("--subscribe-timeout", type=float, default=10.0,
                         help="give up when no publisher answers within S seconds")  # fmt: skip
     parser.add_argument("--no-resume", action="store_true",
