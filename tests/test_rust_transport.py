@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
+import rust_cli as rc
 
 from tradewire.channels import MarketDataPublisher, MarketDataSubscriber
 from tradewire.messages import MarketData
@@ -20,66 +18,18 @@ def endpoint(tmp_path: Path) -> str:
     return f"ipc://{tmp_path}/md"
 
 
-def _publish(rust_bin_dir: Path, endpoint: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(rust_bin_dir / "tradewire-publish"), "--endpoint", endpoint, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _summary(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return summary
-
-
-def _subscribe(rust_bin_dir: Path, endpoint: str, *args: str) -> subprocess.Popen[str]:
-    """Starts tradewire-subscribe and returns once its subscription is live."""
-    proc = subprocess.Popen(
-        [str(rust_bin_dir / "tradewire-subscribe"), "--endpoint", endpoint, "--json", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
-    if not first:
-        proc.wait(timeout=10)
-        pytest.fail(
-            f"tradewire-subscribe did not start: {proc.stderr.read() if proc.stderr else ''}"
-        )
-    assert json.loads(first)["ready"] is True
-    return proc
-
-
-def _lines(
-    proc: subprocess.Popen[str],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    """(messages, events, summary) printed by tradewire-subscribe."""
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, f"exit {proc.returncode}: {err}\n{out[-2000:]}"
-    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-    messages = [r for r in rows if "seq" in r]
-    events = [r for r in rows if "event" in r]
-    summary = next(r["summary"] for r in rows if "summary" in r)
-    return messages, events, summary
-
-
 # -- Rust publisher -> Python subscriber ------------------------------------------------
 
 
 def test_rust_publisher_to_python_subscriber(rust_bin_dir: Path, endpoint: str) -> None:
     n = 20_000
-    proc = _publish(rust_bin_dir, endpoint, "--count", str(n), "--symbols", "AAPL,MSFT,GOOG",
+    proc = rc.publish(rust_bin_dir, endpoint, "--count", str(n), "--symbols", "AAPL,MSFT,GOOG",
                     "--wait-subscriber", "--hold-ms", "1500")  # fmt: skip
     try:
         with MarketDataSubscriber(endpoint, subscribe_timeout=10) as sub:
             got = [sub.recv(timeout=5) for _ in range(n)]
     finally:
-        summary = _summary(proc)
+        summary = rc.summary(proc)
     assert all(g is not None for g in got)
     seqs = [g.envelope.seq for g in got if g]
     assert seqs == list(range(1, n + 1))
@@ -92,14 +42,14 @@ def test_rust_publisher_to_python_subscriber(rust_bin_dir: Path, endpoint: str) 
 
 def test_rust_publisher_to_python_subscriber_filtered(rust_bin_dir: Path, endpoint: str) -> None:
     n = 3_000
-    proc = _publish(rust_bin_dir, endpoint, "--count", str(n), "--symbols", "AAPL,MSFT,GOOG",
+    proc = rc.publish(rust_bin_dir, endpoint, "--count", str(n), "--symbols", "AAPL,MSFT,GOOG",
                     "--wait-subscriber", "--hold-ms", "1500")  # fmt: skip
     try:
         with MarketDataSubscriber(endpoint, keys=["MSFT"], subscribe_timeout=10) as sub:
             got = [sub.recv(timeout=5) for _ in range(n // 3)]
             extra = sub.recv(timeout=0.2)
     finally:
-        _summary(proc)
+        rc.summary(proc)
     assert extra is None
     assert all(g is not None and g.message.symbol == "MSFT" for g in got)
     assert [g.envelope.key_seq for g in got if g] == list(range(1, n // 3 + 1))
@@ -112,7 +62,7 @@ def test_rust_replay_serves_a_throttled_python_subscriber(
     """Tiny high-water marks and a slow reader make the stream drop; the Rust publisher's
     replay ring fills every gap, so each message arrives exactly once, in order."""
     n = 20_000
-    proc = _publish(rust_bin_dir, endpoint, "--count", str(n), "--sndhwm", "50",
+    proc = rc.publish(rust_bin_dir, endpoint, "--count", str(n), "--sndhwm", "50",
                     "--wait-subscriber", "--hold-ms", "3000")  # fmt: skip
     try:
         with MarketDataSubscriber(endpoint, rcvhwm=50, subscribe_timeout=10) as sub:
@@ -123,7 +73,7 @@ def test_rust_replay_serves_a_throttled_python_subscriber(
                 got.append(sub.recv(timeout=5))
             stats = sub.stats
     finally:
-        summary = _summary(proc)
+        summary = rc.summary(proc)
     assert [g.envelope.seq for g in got if g] == list(range(1, n + 1))
     assert stats.unrecoverable == 0
     assert stats.gaps > 0, "the test did not provoke any loss"
@@ -138,10 +88,10 @@ def test_rust_replay_serves_a_throttled_python_subscriber(
 def test_python_publisher_to_rust_subscriber(rust_bin_dir: Path, endpoint: str) -> None:
     n = 5_000
     with MarketDataPublisher(endpoint) as pub:
-        proc = _subscribe(rust_bin_dir, endpoint, "--count", str(n))
+        proc = rc.subscribe(rust_bin_dir, endpoint, "--count", str(n))
         symbols = ["AAPL", "MSFT", "GOOG"]
         seqs = [pub.publish(MarketData(symbol=symbols[i % 3], price=100 + i)) for i in range(n)]
-        messages, events, summary = _lines(proc)
+        messages, events, summary = rc.lines(proc)
     assert seqs == list(range(1, n + 1))
     assert [m["seq"] for m in messages] == seqs
     assert {m["publisher_id"] for m in messages} == {f"{pub.publisher_id:016x}"}
@@ -154,10 +104,10 @@ def test_python_publisher_to_rust_subscriber(rust_bin_dir: Path, endpoint: str) 
 def test_python_publisher_to_rust_subscriber_filtered(rust_bin_dir: Path, endpoint: str) -> None:
     n = 3_000
     with MarketDataPublisher(endpoint) as pub:
-        proc = _subscribe(rust_bin_dir, endpoint, "--count", str(n // 3), "--symbols", "GOOG")
+        proc = rc.subscribe(rust_bin_dir, endpoint, "--count", str(n // 3), "--symbols", "GOOG")
         for i in range(n):
             pub.publish(MarketData(symbol=["AAPL", "MSFT", "GOOG"][i % 3], price=1 + i))
-        messages, events, summary = _lines(proc)
+        messages, events, summary = rc.lines(proc)
     assert {m["key"] for m in messages} == {"GOOG"}
     assert [m["key_seq"] for m in messages] == list(range(1, n // 3 + 1))
     assert [m["seq"] for m in messages] == list(range(3, n + 1, 3))
@@ -171,11 +121,11 @@ def test_python_replay_serves_a_throttled_rust_subscriber(
     Python publisher's replay ring: every message exactly once, in order."""
     n = 20_000
     with MarketDataPublisher(endpoint, sndhwm=50) as pub:
-        proc = _subscribe(rust_bin_dir, endpoint, "--count", str(n), "--rcvhwm", "50",
+        proc = rc.subscribe(rust_bin_dir, endpoint, "--count", str(n), "--rcvhwm", "50",
                           "--throttle-us", "20")  # fmt: skip
         for i in range(n):
             pub.publish(MarketData(symbol="AAPL", price=1 + i))
-        messages, events, summary = _lines(proc)
+        messages, events, summary = rc.lines(proc)
     assert [m["seq"] for m in messages] == list(range(1, n + 1))
     assert summary["unrecoverable"] == 0
     assert summary["gaps"] > 0, "the test did not provoke any loss"
@@ -186,10 +136,10 @@ def test_python_replay_serves_a_throttled_rust_subscriber(
 def test_python_publisher_heartbeats_reach_rust(rust_bin_dir: Path, endpoint: str) -> None:
     """Rust subscriber sees the Python publisher's idle heartbeats (keeps the peer alive)."""
     with MarketDataPublisher(endpoint, heartbeat_interval=0.1) as pub:
-        proc = _subscribe(rust_bin_dir, endpoint, "--count", "1", "--idle-timeout-ms", "5000")
+        proc = rc.subscribe(rust_bin_dir, endpoint, "--count", "1", "--idle-timeout-ms", "5000")
         time.sleep(0.5)  # idle: heartbeats flow
         pub.publish(MarketData(symbol="AAPL", price=1))
-        messages, events, summary = _lines(proc)
+        messages, events, summary = rc.lines(proc)
     assert [m["seq"] for m in messages] == [1]
     assert summary["heartbeats"] >= 3
     assert events == []

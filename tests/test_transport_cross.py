@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rust_cli as rc
 
 from tradewire import wire
 from tradewire.channels import MarketDataPublisher, MarketDataSubscriber
@@ -53,53 +54,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def _publish(rust_bin_dir: Path, endpoint: str, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(rust_bin_dir / "tradewire-publish"), "--endpoint", endpoint, *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _summary(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return summary
-
-
-def _subscribe(rust_bin_dir: Path, endpoint: str, *args: str) -> subprocess.Popen[str]:
-    """Starts tradewire-subscribe and returns once it printed its ready line, i.e. once
-    its connect (subscription handshake included) has returned."""
-    proc = subprocess.Popen(
-        [str(rust_bin_dir / "tradewire-subscribe"), "--endpoint", endpoint, "--json", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
-    if not first:
-        proc.wait(timeout=10)
-        pytest.fail(
-            f"tradewire-subscribe did not start: {proc.stderr.read() if proc.stderr else ''}"
-        )
-    assert json.loads(first)["ready"] is True
-    return proc
-
-
-def _lines(
-    proc: subprocess.Popen[str],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]]:
-    """(messages, events, summary) printed by tradewire-subscribe."""
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, f"exit {proc.returncode}: {err}\n{out[-2000:]}"
-    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-    messages = [r for r in rows if "seq" in r]
-    events = [r for r in rows if "event" in r]
-    summary = next(r["summary"] for r in rows if "summary" in r)
-    return messages, events, summary
+    return rc.publish(rust_bin_dir, endpoint, *args, stdin=True)
 
 
 @pytest.fixture
@@ -128,7 +83,7 @@ def test_tcp_rust_publisher_to_python_subscriber(rust_bin_dir: Path, endpoint: s
             got = [sub.recv(timeout=5) for _ in range(n)]
             extra = sub.recv(timeout=0.2)
     finally:
-        summary = _summary(proc)
+        summary = rc.summary(proc)
     assert all(g is not None for g in got) and extra is None
     assert [g.envelope.seq for g in got if g] == list(range(1, n + 1))
     assert {g.envelope.publisher_id for g in got if g} == {int(summary["publisher_id"], 16)}
@@ -147,7 +102,7 @@ def test_tcp_rust_publisher_to_python_subscriber_filtered(
             got = [sub.recv(timeout=5) for _ in range(n // 3)]
             extra = sub.recv(timeout=0.2)
     finally:
-        _summary(proc)
+        rc.summary(proc)
     assert extra is None
     assert all(g is not None and g.message.symbol == "MSFT" for g in got)
     assert [g.envelope.key_seq for g in got if g] == list(range(1, n // 3 + 1))
@@ -169,7 +124,7 @@ def test_tcp_rust_replay_over_derived_control_endpoint(rust_bin_dir: Path, endpo
                 got.append(sub.recv(timeout=5))
             stats = sub.stats
     finally:
-        summary = _summary(proc)
+        summary = rc.summary(proc)
     assert [g.envelope.seq for g in got if g] == list(range(1, n + 1))
     assert stats.gaps > 0, "the test did not provoke any loss"
     assert stats.unrecoverable == 0
@@ -179,10 +134,10 @@ def test_tcp_rust_replay_over_derived_control_endpoint(rust_bin_dir: Path, endpo
 def test_tcp_python_publisher_to_rust_subscriber(rust_bin_dir: Path, endpoint: str) -> None:
     n = 5_000
     with MarketDataPublisher(endpoint) as pub:
-        proc = _subscribe(rust_bin_dir, endpoint, "--count", str(n))
+        proc = rc.subscribe(rust_bin_dir, endpoint, "--count", str(n))
         try:
             seqs = [pub.publish(MarketData(symbol=SYMBOLS[i % 3], price=100 + i)) for i in range(n)]
-            messages, events, summary = _lines(proc)
+            messages, events, summary = rc.lines(proc)
         finally:
             _stop(proc)
     assert seqs == list(range(1, n + 1))
@@ -199,11 +154,11 @@ def test_tcp_python_publisher_to_rust_subscriber_filtered(
 ) -> None:
     n = 3_000
     with MarketDataPublisher(endpoint) as pub:
-        proc = _subscribe(rust_bin_dir, endpoint, "--count", str(n // 3), "--symbols", "GOOG")
+        proc = rc.subscribe(rust_bin_dir, endpoint, "--count", str(n // 3), "--symbols", "GOOG")
         try:
             for i in range(n):
                 pub.publish(MarketData(symbol=SYMBOLS[i % 3], price=1 + i))
-            messages, events, summary = _lines(proc)
+            messages, events, summary = rc.lines(proc)
         finally:
             _stop(proc)
     assert {m["key"] for m in messages} == {"GOOG"}
@@ -216,12 +171,12 @@ def test_tcp_python_replay_over_derived_control_endpoint(rust_bin_dir: Path, end
     """The Rust subscriber finds the Python publisher's replay ring at tcp port + 1."""
     n = 20_000
     with MarketDataPublisher(endpoint, sndhwm=50) as pub:
-        proc = _subscribe(rust_bin_dir, endpoint, "--count", str(n), "--rcvhwm", "50",
+        proc = rc.subscribe(rust_bin_dir, endpoint, "--count", str(n), "--rcvhwm", "50",
                           "--throttle-us", "20")  # fmt: skip
         try:
             for i in range(n):
                 pub.publish(MarketData(symbol="AAPL", price=1 + i))
-            messages, events, summary = _lines(proc)
+            messages, events, summary = rc.lines(proc)
         finally:
             _stop(proc)
     assert [m["seq"] for m in messages] == list(range(1, n + 1))
@@ -243,11 +198,13 @@ def test_slow_joiner_rust_subscriber_processes(rust_bin_dir: Path, endpoint: str
     trials = 200
     with MarketDataPublisher(endpoint) as pub:
         for k in range(1, trials + 1):
-            proc = _subscribe(rust_bin_dir, endpoint, "--count", "1", "--idle-timeout-ms", "10000")
+            proc = rc.subscribe(
+                rust_bin_dir, endpoint, "--count", "1", "--idle-timeout-ms", "10000"
+            )
             try:
                 assert pub.wait_for_subscribers(k, timeout=10)
                 pub.publish(MarketData(symbol="MARK", price=k))
-                messages, events, summary = _lines(proc)
+                messages, events, summary = rc.lines(proc)
             finally:
                 _stop(proc)
             assert [(m["seq"], m["price"]) for m in messages] == [(k, k)], f"trial {k}"
@@ -327,14 +284,14 @@ def test_rust_subscriber_survives_malformed_frames(rust_bin_dir: Path, endpoint:
             with pytest.raises(wire.WireError) as info:
                 wire.parse_payload(wire.decode_frame(f), MarketData, strict=True)
             assert f in bad[info.value.kind]
-        proc = _subscribe(rust_bin_dir, endpoint, "--count", str(n))
+        proc = rc.subscribe(rust_bin_dir, endpoint, "--count", str(n))
         try:
             for i in range(n):
                 pub.publish(MarketData(symbol=SYMBOLS[i % 3], price=1 + i))
                 if i % 10 == 0:
                     with pub._lock:  # the XPUB is shared with the control thread
                         pub._data.send(frames[(i // 10) % len(frames)])
-            messages, events, summary = _lines(proc)
+            messages, events, summary = rc.lines(proc)
         finally:
             _stop(proc)
     injected: dict[str, int] = {}
