@@ -1,7 +1,5 @@
 //! Transport integration tests on real ZMQ sockets over ipc in a temporary directory.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tradewire::transport::{
@@ -11,31 +9,8 @@ use tradewire::transport::{
 use tradewire::v1::{self, command_ack::Outcome, MarketData};
 use tradewire::wire;
 
-/// A temporary directory for ipc sockets, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "twt-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn endpoint(&self, name: &str) -> String {
-        format!("ipc://{}/{name}", self.0.display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::TempDir;
 
 fn tick(symbol: &str, price: f64) -> MarketData {
     MarketData {

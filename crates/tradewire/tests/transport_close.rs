@@ -3,8 +3,6 @@
 //! context by default, so its drop terminates the context, which is where libzmq waits
 //! for pending sends: without a linger that wait has no end.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -14,31 +12,8 @@ use tradewire::transport::{
 };
 use tradewire::v1::{self, MarketData};
 
-/// A temporary directory for ipc sockets, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "twc-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn endpoint(&self, name: &str) -> String {
-        format!("ipc://{}/{name}", self.0.display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::TempDir;
 
 /// Drops `endpoint` on another thread; how long the drop took, or None when it had not
 /// returned after `limit` (the thread is then left blocked).

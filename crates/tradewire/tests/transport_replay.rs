@@ -3,8 +3,6 @@
 //! at a time, and gaps seen meanwhile are folded into the next request. The subscriber's
 //! control endpoint is a relay in the test, so the requests can be watched and held back.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tradewire::catalog::SchemaMessage;
@@ -12,30 +10,8 @@ use tradewire::transport::{EventKind, Publisher, Received, Subscriber, Subscribe
 use tradewire::v1::{self, MarketData};
 use tradewire::wire;
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "twr-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn endpoint(&self, name: &str) -> String {
-        format!("ipc://{}/{name}", self.0.display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::TempDir;
 
 fn tick(price: f64) -> MarketData {
     MarketData {
