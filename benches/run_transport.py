@@ -114,6 +114,17 @@ def rtt(
     return result
 
 
+def _reap(*procs: subprocess.Popen[str] | None) -> None:
+    """Kill and wait for the peers a phase started, closing their pipes."""
+    for proc in procs:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                if stream:
+                    stream.close()
+
+
 def throughput(name: str, pub: str, sub: str, mode: str, count: int, ep: str) -> dict[str, Any]:
     p = subprocess.Popen(
         [*PEERS[pub], "pub", "--endpoint", ep, "--mode", mode, "--count", str(count)],
@@ -140,13 +151,7 @@ def throughput(name: str, pub: str, sub: str, mode: str, count: int, ep: str) ->
         p.wait(30)
         s.wait(30)
     finally:
-        for proc in (p, s):
-            if proc is not None:
-                proc.kill()
-                proc.wait()
-                for stream in (proc.stdin, proc.stdout):
-                    if stream:
-                        stream.close()
+        _reap(p, s)
     return {
         "case": name,
         "mode": mode,
@@ -194,12 +199,7 @@ def kill_switch_under_load(
         engine.wait(30)
         sub.wait(30)
     finally:
-        for proc in (engine, sub):
-            if proc is not None:
-                proc.kill()
-                proc.wait()
-                if proc.stdout:
-                    proc.stdout.close()
+        _reap(engine, sub)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     result.update(
         case=f"kill switch from {'Python' if client == 'py' else 'Rust'} → Rust engine",

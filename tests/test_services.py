@@ -113,6 +113,16 @@ class Run:
     def endpoint(self, channel: str) -> str:
         return self.env[f"TRADEWIRE__ENDPOINTS__{channel.upper()}"]
 
+    def kill_all(self) -> None:
+        """SIGKILL whatever still runs (each service's process group), collect the output,
+        remove the ipc directory."""
+        for svc in self.services:
+            if svc.proc.poll() is None:
+                os.killpg(svc.proc.pid, signal.SIGKILL)
+                svc.proc.wait()
+            svc.finish()
+        shutil.rmtree(self.ipc, ignore_errors=True)
+
     def start(self, name: str, impl: str, *extra: str, timeout: float = 30.0) -> Service:
         cmd = service_cmd(name, impl)
         proc = subprocess.Popen(
@@ -202,12 +212,7 @@ def make_run(registry: Path) -> Iterator[Callable[..., Run]]:
 
     yield make
     for run in runs:
-        for svc in run.services:
-            if svc.proc.poll() is None:
-                os.killpg(svc.proc.pid, signal.SIGKILL)
-                svc.proc.wait()
-            svc.finish()
-        shutil.rmtree(run.ipc, ignore_errors=True)
+        run.kill_all()
 
 
 def ipc_files(run: Run) -> list[str]:

@@ -8,8 +8,6 @@ Rust and Python engines must publish the same order stream and the same acks."""
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -52,12 +50,7 @@ def engine_config() -> Iterator[Run]:
     try:
         yield run
     finally:
-        for svc in run.services:
-            if svc.proc.poll() is None:
-                os.killpg(svc.proc.pid, signal.SIGKILL)
-                svc.proc.wait()
-            svc.finish()
-        shutil.rmtree(ipc, ignore_errors=True)
+        run.kill_all()
 
 
 @pytest.fixture

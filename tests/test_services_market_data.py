@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -32,12 +30,7 @@ def md_run() -> Iterator[Run]:
     env["TRADEWIRE__ENDPOINTS__MARKET_DATA"] = f"ipc://{ipc}/market_data"
     run = Run(config, ipc, env)
     yield run
-    for svc in run.services:
-        if svc.proc.poll() is None:
-            os.killpg(svc.proc.pid, signal.SIGKILL)
-            svc.proc.wait()
-        svc.finish()
-    shutil.rmtree(ipc, ignore_errors=True)
+    run.kill_all()
 
 
 THROUGHPUT_TICKS = 500_000

@@ -16,6 +16,12 @@ from typing import Any
 
 import pytest
 import rust_cli as rc
+from test_rust_transport import (
+    test_python_publisher_to_rust_subscriber_filtered as python_to_rust_filtered,
+)
+from test_rust_transport import (
+    test_rust_publisher_to_python_subscriber_filtered as rust_to_python_filtered,
+)
 
 from tradewire import wire
 from tradewire.channels import MarketDataPublisher, MarketDataSubscriber
@@ -94,19 +100,7 @@ def test_tcp_rust_publisher_to_python_subscriber(rust_bin_dir: Path, endpoint: s
 def test_tcp_rust_publisher_to_python_subscriber_filtered(
     rust_bin_dir: Path, endpoint: str
 ) -> None:
-    n = 3_000
-    proc = _publish(rust_bin_dir, endpoint, "--count", str(n), "--symbols", ",".join(SYMBOLS),
-                    "--wait-subscriber", "--hold-ms", "1500")  # fmt: skip
-    try:
-        with MarketDataSubscriber(endpoint, keys=["MSFT"], subscribe_timeout=10) as sub:
-            got = [sub.recv(timeout=5) for _ in range(n // 3)]
-            extra = sub.recv(timeout=0.2)
-    finally:
-        rc.summary(proc)
-    assert extra is None
-    assert all(g is not None and g.message.symbol == "MSFT" for g in got)
-    assert [g.envelope.key_seq for g in got if g] == list(range(1, n // 3 + 1))
-    assert [g.envelope.seq for g in got if g] == list(range(2, n + 1, 3))
+    rust_to_python_filtered(rust_bin_dir, endpoint)  # the ipc scenario, over tcp
 
 
 def test_tcp_rust_replay_over_derived_control_endpoint(rust_bin_dir: Path, endpoint: str) -> None:
@@ -152,19 +146,7 @@ def test_tcp_python_publisher_to_rust_subscriber(rust_bin_dir: Path, endpoint: s
 def test_tcp_python_publisher_to_rust_subscriber_filtered(
     rust_bin_dir: Path, endpoint: str
 ) -> None:
-    n = 3_000
-    with MarketDataPublisher(endpoint) as pub:
-        proc = rc.subscribe(rust_bin_dir, endpoint, "--count", str(n // 3), "--symbols", "GOOG")
-        try:
-            for i in range(n):
-                pub.publish(MarketData(symbol=SYMBOLS[i % 3], price=1 + i))
-            messages, events, summary = rc.lines(proc)
-        finally:
-            _stop(proc)
-    assert {m["key"] for m in messages} == {"GOOG"}
-    assert [m["key_seq"] for m in messages] == list(range(1, n // 3 + 1))
-    assert [m["seq"] for m in messages] == list(range(3, n + 1, 3))
-    assert events == [] and summary["gaps"] == 0
+    python_to_rust_filtered(rust_bin_dir, endpoint)  # the ipc scenario, over tcp
 
 
 def test_tcp_python_replay_over_derived_control_endpoint(rust_bin_dir: Path, endpoint: str) -> None:
