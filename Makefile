@@ -7,8 +7,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CARGO_RELEASE := cargo build --release --locked -p tradewire -p signal-bridge -p market-data \
     -p execution-engine -p tradewire-config --bins
-# The Python extension (tradewire._features) is built by pip from these crates.
-EXTENSION_SOURCES := $(shell find crates/features crates/features-py -name '*.rs' -o -name Cargo.toml -o -name '*.py' 2>/dev/null)
+# The Python extensions (tradewire._features, tradewire._wire) are built by pip from these.
+EXTENSION_SOURCES := crates/hatch_build.py $(shell find crates/features crates/features-py \
+    crates/wire-py crates/tradewire/src/wire.rs -name '*.rs' -o -name Cargo.toml 2>/dev/null)
 
 .PHONY: system-deps demo test bench codegen check-codegen vectors check-vectors lint typecheck \
         pytest cargo-test clippy fmt rust-bins venv clean conformance

@@ -1,12 +1,16 @@
 """End-to-end transport benchmarks, tradewire beside the raw transports, in one run.
 
-    python benches/run_transport.py [--samples 20000] [--quick] [--out benches/results]
+    python benches/run_transport.py [--samples 20000] [--rounds 3] [--quick] [--out DIR]
 
 RTT: a PAIR echo with one frame per message, same MarketData, closed loop (max rate) and
 at a fixed rate; raw pyzmq and raw libzmq (Rust zmq crate) are the baselines.
 Throughput: PUB/SUB, raw vs tradewire Publisher/Subscriber (sequence, handshake, replay).
-Kill switch under load: a Rust engine publishes MarketData at 100k msg/s to a subscriber
-while acknowledging kill switches sent at a fixed rate by a Python or a Rust CommandClient.
+Every RTT and throughput case runs `--rounds` times, interleaved, and reports the median
+(ratios: the median of same-round ratios), so a noisy spell of a shared VM does not land
+on one side of a comparison only.
+Kill switch under load: `tradewire-engine-demo` publishes MarketData at 100k msg/s to a
+subscriber while acknowledging kill switches sent at a fixed rate by a Python or a Rust
+CommandClient.
 Writes transport.json, transport.md and rtt_cdf.png; prints the Markdown table.
 """
 
@@ -17,9 +21,11 @@ import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 PY_PEER = [sys.executable, str(ROOT / "benches" / "py_peer.py")]
 RUST_PEER = [str(ROOT / "target" / "release" / "tradewire-bench")]
+ENGINE = ROOT / "target" / "release" / "tradewire-engine-demo"
 PEERS = {"py": PY_PEER, "rust": RUST_PEER}
 
 RTT_CASES = [  # name, client, server, mode
@@ -167,18 +174,24 @@ def throughput(name: str, pub: str, sub: str, mode: str, count: int, ep: str) ->
 def kill_switch_under_load(
     client: str, md_ep: str, cmd_ep: str, samples: int, rate: float, md_rate: float
 ) -> dict[str, Any]:
+    """`tradewire-engine-demo` publishes `md_rate` MarketData/s to a Rust subscriber while
+    its command thread acknowledges the kill switches `client` sends at `rate`/s."""
     warmup = max(200, samples // 20)
-    duration = (samples + warmup) / rate + 3.0
-    engine_args = ["--endpoint", md_ep, "--command-endpoint", cmd_ep, "--rate", str(md_rate)]
     engine = subprocess.Popen(
-        [*RUST_PEER, "engine", *engine_args, "--duration", str(duration)],
+        [str(ENGINE), "--md", md_ep, "--commands", cmd_ep, "--rate", str(md_rate)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert engine.stdin is not None and engine.stdout is not None
+    lines: list[str] = []  # read on a thread: one line per kill switch must never block it
+    reader = threading.Thread(target=lambda: lines.extend(engine.stdout or ()), daemon=True)
     sub = None
     try:
-        _ready(engine)
-        count = int(md_rate * duration * 0.97)
+        if engine.stdout.readline().strip() != "ready":
+            raise RuntimeError("tradewire-engine-demo did not start")
+        reader.start()
+        count = int(md_rate * (samples + warmup) / rate * 0.9)
         sub = subprocess.Popen(
             [*RUST_PEER, "sub", "--endpoint", md_ep, "--mode", "typed", "--count", str(count)],
             stdout=subprocess.PIPE,
@@ -193,22 +206,24 @@ def kill_switch_under_load(
             timeout=600,
             check=True,
         )
-        assert engine.stdout is not None and sub.stdout is not None
-        published = json.loads(engine.stdout.readline())
+        assert sub.stdout is not None
         received = json.loads(sub.stdout.readline())
-        engine.wait(30)
         sub.wait(30)
+        engine.stdin.close()  # EOF: the engine stops and prints its summary
+        engine.wait(30)
+        reader.join(10)
     finally:
         _reap(engine, sub)
+    done = next(line.split() for line in lines if line.startswith("done "))
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     result.update(
         case=f"kill switch from {'Python' if client == 'py' else 'Rust'} → Rust engine",
         client=client,
         command_rate=rate,
-        market_data_published_per_sec=published["msgs_per_sec"],
+        market_data_published_per_sec=float(done[2]),
         market_data_received=received["count"],
         market_data_received_per_sec=received["msgs_per_sec"],
-        commands_applied=published["commands"],
+        commands_applied=sum(line.startswith("kill ") for line in lines),
     )
     return result
 
@@ -238,17 +253,66 @@ def envelope_codec(count: int) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def ratio(results: list[dict[str, Any]], case: str, base: str, key: str) -> float | None:
-    a = next((r for r in results if r["case"] == case), None)
-    b = next((r for r in results if r["case"] == base), None)
-    return round(a[key] / b[key], 3) if a and b and b[key] else None
+def rtt_rounds(
+    transport: str,
+    rates: tuple[float, ...],
+    rounds: int,
+    samples: int,
+    tmp: Path,
+    cdf: dict[str, Path],
+) -> list[dict[str, Any]]:
+    """Every RTT case at every rate, `rounds` times, interleaved so that a slow spell of the
+    machine hits baseline and tradewire alike. Percentiles are the median over rounds, and
+    each ratio is the median of the per-round ratios (tradewire / its raw baseline, same
+    round)."""
+    by_round: list[list[dict[str, Any]]] = []
+    for k in range(rounds):
+        runs: list[dict[str, Any]] = []
+        for rate in rates:
+            for name, client, server, mode in RTT_CASES:
+                tag = f"{transport}-{k}-{len(runs)}"
+                sample_file = tmp / f"{tag}.txt"
+                ep = endpoint(transport, tmp, f"e{tag}")
+                r = rtt(name, client, server, mode, ep, samples, rate, sample_file)
+                runs.append(r)
+                if transport == "ipc" and not rate and k == rounds - 1:
+                    cdf[name] = sample_file
+                print(
+                    f"  rtt {transport} round {k + 1} {name} rate={rate or 'max'}: "
+                    f"p50 {r['p50_us']:.1f} p99 {r['p99_us']:.1f} µs",
+                    file=sys.stderr,
+                )
+        for r in runs:
+            base = "raw pyzmq" if r["client"] == "py" else "raw libzmq (Rust)"
+            same = [x for x in runs if x["case"] == base and x["rate"] == r["rate"]]
+            if same and r["case"] != base:
+                r["ratio_p50"] = r["p50_us"] / same[0]["p50_us"]
+                r["ratio_p99"] = r["p99_us"] / same[0]["p99_us"]
+        by_round.append(runs)
+    keys = ("p50_us", "p99_us", "p999_us", "ratio_p50", "ratio_p99")
+    return [median_of([runs[i] for runs in by_round], keys) for i in range(len(by_round[0]))]
+
+
+def median_of(runs: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The first run with each of `keys` replaced by its median over `runs` (the per-run
+    values kept under "rounds")."""
+    out = dict(runs[0])
+    for key in keys:
+        if key in out:
+            value = statistics.median(r[key] for r in runs)
+            out[key] = round(value, 3) if key.startswith("ratio") else value
+    if "received" in out:
+        out["received"] = min(r["received"] for r in runs)
+    out["rounds"] = [{k: r[k] for k in keys if k in r} for r in runs]
+    return out
 
 
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"Machine: {report['machine']}  ", f"Date: {report['date']}", ""]
     for transport, runs in report["rtt"].items():
         lines += [
-            f"### RTT over {transport} (µs, {report['samples']:,} samples after warm-up)",
+            f"### RTT over {transport} (µs, {report['samples']:,} samples after warm-up; "
+            f"median of {report.get('rounds', 1)} interleaved rounds)",
             "",
             "| case | rate | p50 | p99 | p99.9 | vs raw p50 | vs raw p99 |",
             "|---|---|---:|---:|---:|---:|---:|",
@@ -262,7 +326,7 @@ def markdown(report: dict[str, Any]) -> str:
             )
         lines.append("")
     lines += [
-        "### Pub/sub throughput (MarketData, ipc)",
+        f"### Pub/sub throughput (MarketData, ipc; median of {report.get('rounds', 1)} rounds)",
         "",
         "| case | published msg/s | received msg/s | received |",
         "|---|---:|---:|---:|",
@@ -419,59 +483,54 @@ def main() -> int:
     parser.add_argument("--fixed-rate", type=float, default=5_000.0)
     parser.add_argument("--kill-rate", type=float, default=1_000.0, help="kill switches/s")
     parser.add_argument("--market-data-rate", type=float, default=100_000.0)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="runs of every RTT and throughput case, interleaved; the median is reported",
+    )
     parser.add_argument("--quick", action="store_true", help="few samples, ipc only (smoke)")
     parser.add_argument("--out", type=Path, default=ROOT / "benches" / "results")
     args = parser.parse_args()
     samples = 2_000 if args.quick else args.samples
+    rounds = 1 if args.quick else args.rounds
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "samples": samples,
+        "rounds": rounds,
         "rtt": {},
         "throughput": [],
     }
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         cdf: dict[str, Path] = {}
+        rates = (0.0,) if args.quick else (0.0, args.fixed_rate)
         for transport in ("ipc",) if args.quick else ("ipc", "tcp"):
-            runs = []
-            for rate in (0.0,) if args.quick else (0.0, args.fixed_rate):
-                for name, client, server, mode in RTT_CASES:
-                    sample_file = tmp / f"{transport}-{rate}-{len(runs)}.txt"
-                    r = rtt(
+            report["rtt"][transport] = rtt_rounds(transport, rates, rounds, samples, tmp, cdf)
+        report["throughput"] = [
+            median_of(
+                [
+                    throughput(
                         name,
-                        client,
-                        server,
+                        pub,
+                        sub,
                         mode,
-                        endpoint(transport, tmp, f"e{len(runs)}"),
-                        samples,
-                        rate,
-                        sample_file,
+                        min(count, 50_000) if args.quick else count,
+                        endpoint("ipc", tmp, f"t{n}-{k}"),
                     )
-                    runs.append(r)
-                    if transport == "ipc" and not rate:
-                        cdf[name] = sample_file
-                    print(
-                        f"  rtt {transport} {name} rate={rate or 'max'}: p50 {r['p50_us']:.1f} "
-                        f"p99 {r['p99_us']:.1f} µs",
-                        file=sys.stderr,
-                    )
-            for r in runs:
-                base = "raw pyzmq" if r["client"] == "py" else "raw libzmq (Rust)"
-                same = [x for x in runs if x["case"] == base and x["rate"] == r["rate"]]
-                if same and r["case"] != base:
-                    r["ratio_p50"] = round(r["p50_us"] / same[0]["p50_us"], 3)
-                    r["ratio_p99"] = round(r["p99_us"] / same[0]["p99_us"], 3)
-            report["rtt"][transport] = runs
-        for name, pub, sub, mode, count in THROUGHPUT_CASES:
-            if args.quick:
-                count = min(count, 50_000)
-            r = throughput(name, pub, sub, mode, count, endpoint("ipc", tmp, f"t{len(name)}"))
-            report["throughput"].append(r)
+                    for k in range(rounds)
+                ],
+                ("published_per_sec", "received_per_sec"),
+            )
+            for n, (name, pub, sub, mode, count) in enumerate(THROUGHPUT_CASES)
+        ]
+        for r in report["throughput"]:
             print(
-                f"  throughput {name}: {r['received_per_sec']:,.0f} msg/s received", file=sys.stderr
+                f"  throughput {r['case']}: {r['received_per_sec']:,.0f} msg/s received",
+                file=sys.stderr,
             )
         report["codec"] = envelope_codec(20_000 if args.quick else 200_000)
         kill_samples = 1_000 if args.quick else args.samples

@@ -57,6 +57,28 @@ def test_wire_decode_and_parse(benchmark: Any) -> None:
     assert benchmark(decode) == TICK
 
 
+# ---- what the Rust codec (tradewire._wire) buys: the same calls in pure Python -------------
+
+
+def test_wire_decode_frame_rust(benchmark: Any) -> None:
+    assert wire._CODEC is not None
+    assert benchmark(wire.decode_frame, FRAME) == wire.decode_frame_py(FRAME)
+
+
+def test_wire_decode_frame_pure_python(benchmark: Any) -> None:
+    assert benchmark(wire.decode_frame_py, FRAME).payload == PAYLOAD
+
+
+def test_wire_encode_message_pure_python(benchmark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wire, "_CODEC", None)
+    result = benchmark(
+        lambda: wire.encode_message(
+            "market_data", TICK, key="AAPL", publisher_id=1, seq=1, send_ts_ns=1
+        )
+    )
+    assert result == FRAME
+
+
 # ---- every message type: the "typical" golden vector, raw upb beside tradewire -------------
 
 VECTORS = Path(__file__).resolve().parents[1] / "conformance" / "vectors"

@@ -6,7 +6,6 @@
 //!                [--samples-out FILE]
 //! tradewire-bench pub --endpoint E --mode raw|typed --count N
 //! tradewire-bench sub --endpoint E --mode raw|typed --count N
-//! tradewire-bench engine --endpoint E --command-endpoint C --rate R --duration S
 //! tradewire-bench kill-client --endpoint C --count N [--warmup W] [--rate R] [--samples-out F]
 //! tradewire-bench codec --count N
 //! ```
@@ -17,9 +16,8 @@
 //! The client prints one JSON line: RTT samples' percentiles (µs) and the message size.
 //! `pub`/`sub` report messages per second; typed mode uses the tradewire transport
 //! (sequence numbers, replay ring, handshake); raw mode a bare PUB/SUB pair.
-//! `engine` publishes MarketData at a fixed rate while acknowledging StrategyCommands on
-//! the same thread, as an execution engine does; `kill-client` sends kill switches to it at
-//! a fixed rate and reports the acknowledgement latency percentiles. `codec` times the
+//! `kill-client` sends kill switches at a fixed rate to an engine (`tradewire-engine-demo`
+//! in `make bench`) and reports the acknowledgement latency percentiles. `codec` times the
 //! envelope codec alone (ns per MarketData frame encoded, and decoded + parsed), best of 5.
 
 use std::process::ExitCode;
@@ -27,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 use tradewire::transport::{
-    CommandClient, CommandServer, Publisher, PublisherOptions, Subscriber, SubscriberOptions,
+    CommandClient, Publisher, PublisherOptions, Subscriber, SubscriberOptions,
 };
 use tradewire::v1::{command_ack::Outcome, strategy_command, MarketData, StrategyCommand};
 use tradewire::wire;
@@ -40,15 +38,13 @@ struct Args {
     warmup: u64,
     rate: f64,
     samples_out: String,
-    command_endpoint: String,
-    duration: f64,
 }
 
 fn parse() -> Result<Args, String> {
     let mut argv = std::env::args().skip(1);
     let role = argv
         .next()
-        .ok_or("missing role: echo-server|echo-client|pub|sub|engine|kill-client|codec")?;
+        .ok_or("missing role: echo-server|echo-client|pub|sub|kill-client|codec")?;
     let mut args = Args {
         role,
         endpoint: String::new(),
@@ -57,8 +53,6 @@ fn parse() -> Result<Args, String> {
         warmup: 2_000,
         rate: 0.0,
         samples_out: String::new(),
-        command_endpoint: String::new(),
-        duration: 10.0,
     };
     while let Some(flag) = argv.next() {
         let value = argv.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -70,10 +64,6 @@ fn parse() -> Result<Args, String> {
             "--warmup" => args.warmup = num(&value)?,
             "--rate" => args.rate = value.parse().map_err(|e| format!("--rate: {e}"))?,
             "--samples-out" => args.samples_out = value,
-            "--command-endpoint" => args.command_endpoint = value,
-            "--duration" => {
-                args.duration = value.parse().map_err(|e| format!("--duration: {e}"))?
-            }
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -243,58 +233,6 @@ fn codec(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Publishes MarketData at `--rate` for `--duration` seconds in 1 ms batches and, between
-/// batches, waits on the command server (until the next batch is due), acknowledging every
-/// StrategyCommand as applied. Prints the publish rate and the command count at the end.
-fn engine(a: &Args) -> Result<(), String> {
-    if a.command_endpoint.is_empty() || a.rate <= 0.0 {
-        return Err("engine needs --command-endpoint and --rate > 0".into());
-    }
-    let options = PublisherOptions {
-        sndhwm: 0,
-        ..Default::default()
-    };
-    let publisher =
-        Publisher::<MarketData>::bind_with(&a.endpoint, options).map_err(|e| e.to_string())?;
-    let mut server = CommandServer::bind(&a.command_endpoint).map_err(|e| e.to_string())?;
-    println!("{{\"ready\":true}}");
-    if !publisher.wait_for_subscriber(Duration::from_secs(30)) {
-        return Err("no subscriber within 30 s".into());
-    }
-    let mut msg = tick();
-    let batch = Duration::from_millis(1);
-    let per_batch = (a.rate / 1000.0).max(1.0);
-    let start = Instant::now();
-    let stop = start + Duration::from_secs_f64(a.duration);
-    let (mut published, mut commands, mut due) = (0u64, 0u64, start);
-    while Instant::now() < stop {
-        let target = (start.elapsed().as_secs_f64() * 1000.0 * per_batch) as u64;
-        while published < target {
-            msg.timestamp_us = published as i64;
-            publisher.publish(&msg).map_err(|e| e.to_string())?;
-            published += 1;
-        }
-        due += batch;
-        let wait = due.saturating_duration_since(Instant::now());
-        server
-            .poll(wait, |cmd| {
-                commands += 1;
-                let applied = cmd.r#type == strategy_command::CommandType::KillSwitch as i32;
-                (
-                    Outcome::Applied,
-                    if applied { "kill switch engaged" } else { "ok" }.into(),
-                )
-            })
-            .map_err(|e| e.to_string())?;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    println!(
-        "{{\"published\":{published},\"msgs_per_sec\":{:.1},\"commands\":{commands}}}",
-        published as f64 / secs
-    );
-    Ok(())
-}
-
 /// Sends `--count` kill switches (after `--warmup`) at `--rate` per second and reports the
 /// acknowledgement latency percentiles (µs).
 fn kill_client(a: &Args) -> Result<(), String> {
@@ -430,7 +368,6 @@ fn main() -> ExitCode {
         "echo-client" => echo_client(&args),
         "pub" => publisher(&args),
         "sub" => subscriber(&args),
-        "engine" => engine(&args),
         "kill-client" => kill_client(&args),
         "codec" => codec(&args),
         other => Err(format!("unknown role {other}")),

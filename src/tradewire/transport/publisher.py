@@ -53,6 +53,7 @@ class Publisher(Endpoint, Generic[M]):
         self.endpoint = endpoint
         self.control_endpoint = control or control_endpoint(endpoint)
         self._type = self.channel.message
+        self._serialize = wire.serializer(self._type.cls)
         self._key_field = self.channel.key_field
         self._topics: dict[str, bytes] = {}
         self._seq = 0
@@ -92,7 +93,7 @@ class Publisher(Endpoint, Generic[M]):
         topic = self._topics.get(key)
         if topic is None:
             topic = self._topics[key] = wire.topic(self.channel.name, key)
-        payload = message.SerializeToString(deterministic=True)
+        payload = self._serialize(message)
         with self._lock:
             self._seq = seq = self._seq + 1
             key_seq = self._key_seq[key] = self._key_seq.get(key, 0) + 1 if key else seq

@@ -29,6 +29,7 @@ from tradewire.transport._base import (
     now_ns,
     resolve_channel,
 )
+from tradewire.transport._drain import drain
 from tradewire.transport.publisher import SYNC_PREFIX
 
 log = logging.getLogger("tradewire.transport")
@@ -278,12 +279,8 @@ class Subscriber(Endpoint, Generic[M]):
     # -- frame handling ----------------------------------------------------------------
 
     def _drain(self, sock: zmq.Socket[bytes], from_replay: bool) -> None:
-        for _ in range(1000):
-            try:
-                frame = sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            self._accept(frame, from_replay)
+        for item in drain(sock, 1000):
+            self._accept(item, from_replay)
 
     def _envelope(self, frame: bytes) -> wire.Envelope | None:
         try:
@@ -326,11 +323,11 @@ class Subscriber(Endpoint, Generic[M]):
             self._reject(exc)
             return None
 
-    def _accept(self, frame: bytes, from_replay: bool) -> None:
+    def _accept(self, item: bytes | wire.Envelope, from_replay: bool) -> None:
         self._last_rx = time.monotonic()
         if self._peer_lost:
             self._mark_alive()
-        env = self._envelope(frame)
+        env = self._envelope(item) if isinstance(item, bytes) else item
         if env is None:
             return
         if env.type_id != self._type_id:

@@ -9,7 +9,7 @@
 //! Prints `ready` once both endpoints are bound, then publishes until killed (or stdin
 //! reaches EOF). On each KILL_SWITCH it prints `kill <command_id> <ticks published>
 //! <ticks/s>` and acknowledges APPLIED; market data keeps flowing (the kill switch stops
-//! trading, not the feed).
+//! trading, not the feed). At the end it prints `done <ticks published> <ticks/s>`.
 
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
@@ -157,10 +157,14 @@ fn run(args: Args) -> Result<(), String> {
         published.store(n, Ordering::Relaxed);
     }
     stop.store(true, Ordering::Release);
-    match serving.join() {
+    let result = match serving.join() {
         Ok(result) => result,
         Err(_) => Err("command thread panicked".into()),
-    }
+    };
+    let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    println!("done {n} {rate:.0}");
+    let _ = io::stdout().flush();
+    result
 }
 
 fn main() -> ExitCode {

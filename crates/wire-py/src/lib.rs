@@ -1,0 +1,224 @@
+//! `tradewire._wire`: the PyO3 face of `tradewire::wire` for the Python SDK's hot path.
+//!
+//! `Codec.decode` builds `tradewire.wire.Envelope` tuples from frames; `Codec.recv` drains
+//! a pyzmq socket without blocking, decoding as it goes; `Codec.pack` writes a frame.
+//! A frame that does not decode comes back as None (`decode`) or as its bytes (`recv`):
+//! the Python decoder then names the error, so WIRE.md's error kinds live in one place
+//! per language. `tradewire.wire` uses this module when it is built and falls back to
+//! pure Python otherwise (or when `TRADEWIRE_PURE_PYTHON=1`).
+#![deny(unsafe_code)]
+
+mod libzmq;
+
+use std::collections::HashMap;
+
+use pyo3::exceptions::{PyOSError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple, PyType};
+use tradewire::wire;
+
+use libzmq::{LibZmq, Recv};
+
+/// Decoded topics kept, like the Python decoder's cache.
+const TOPIC_CACHE_SIZE: usize = 100_000;
+
+/// A topic's bytes -> its (channel, key) as Python strings.
+type TopicCache = HashMap<Box<[u8]>, (Py<PyString>, Py<PyString>)>;
+
+/// Frames to Envelope objects, with decoded topics cached as Python strings.
+struct Decoder {
+    envelope: Py<PyType>,
+    tuple_new: Py<PyAny>,
+    topics: TopicCache,
+    max_payload: usize,
+}
+
+impl Decoder {
+    /// The Envelope of `frame`, or None when it is not a valid frame.
+    fn envelope<'py>(
+        &mut self,
+        py: Python<'py>,
+        frame: &[u8],
+        max_payload: usize,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Ok(env) = wire::decode_with_limit(frame, max_payload) else {
+            return Ok(None);
+        };
+        let topic = &frame[..env.channel.len() + 1 + env.key.len()];
+        let (channel, key) = match self.topics.get(topic) {
+            Some((c, k)) => (c.bind(py).clone(), k.bind(py).clone()),
+            None => {
+                let c = PyString::intern(py, env.channel);
+                let k = PyString::new(py, env.key);
+                if self.topics.len() < TOPIC_CACHE_SIZE {
+                    self.topics
+                        .insert(topic.into(), (c.clone().unbind(), k.clone().unbind()));
+                }
+                (c, k)
+            }
+        };
+        let fields = (
+            channel,
+            key,
+            env.type_id,
+            env.fingerprint,
+            env.publisher_id,
+            env.seq,
+            env.key_seq,
+            env.send_ts_ns,
+            PyBytes::new(py, env.payload),
+            env.flags,
+        )
+            .into_pyobject(py)?;
+        // tuple.__new__(Envelope, fields): what NamedTuple._make does, without Python code.
+        Ok(Some(
+            self.tuple_new
+                .bind(py)
+                .call1((self.envelope.bind(py), fields))?,
+        ))
+    }
+}
+
+/// The envelope codec, bound to the Python Envelope class (and optionally to libzmq).
+#[pyclass(module = "tradewire._wire")]
+struct Codec {
+    decoder: Decoder,
+    zmq: Option<LibZmq>,
+}
+
+#[pymethods]
+impl Codec {
+    /// `envelope`: the NamedTuple class to build; `libzmq`: path of the libzmq pyzmq
+    /// loaded, needed by `recv` only.
+    #[new]
+    #[pyo3(signature = (envelope, max_payload, libzmq = None))]
+    fn new(
+        envelope: Bound<'_, PyType>,
+        max_payload: usize,
+        libzmq: Option<&str>,
+    ) -> PyResult<Self> {
+        let py = envelope.py();
+        if !envelope.is_subclass_of::<PyTuple>()? {
+            return Err(PyValueError::new_err("envelope must be a tuple subclass"));
+        }
+        let zmq = libzmq
+            .map(LibZmq::open)
+            .transpose()
+            .map_err(PyOSError::new_err)?;
+        Ok(Self {
+            decoder: Decoder {
+                tuple_new: py.get_type::<PyTuple>().getattr("__new__")?.unbind(),
+                envelope: envelope.unbind(),
+                topics: HashMap::new(),
+                max_payload,
+            },
+            zmq,
+        })
+    }
+
+    /// True when `recv` can be used (libzmq was opened).
+    #[getter]
+    fn can_recv(&self) -> bool {
+        self.zmq.is_some()
+    }
+
+    /// The Envelope of `frame`, or None when the frame is invalid.
+    #[pyo3(signature = (frame, max_payload = None))]
+    fn decode<'py>(
+        &mut self,
+        frame: &Bound<'py, PyBytes>,
+        max_payload: Option<usize>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let max = max_payload.unwrap_or(self.decoder.max_payload);
+        self.decoder.envelope(frame.py(), frame.as_bytes(), max)
+    }
+
+    /// Up to `limit` frames queued on a pyzmq socket (`Socket.underlying`), without
+    /// blocking: each an Envelope, or the frame's bytes when it does not decode. Frames
+    /// already taken are returned before an error is raised (on the next call).
+    fn recv<'py>(
+        &mut self,
+        py: Python<'py>,
+        socket: usize,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let zmq = self
+            .zmq
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("Codec was made without libzmq"))?;
+        if socket == 0 {
+            return Err(PyValueError::new_err(
+                "socket handle is 0 (a closed socket)",
+            ));
+        }
+        let out = PyList::empty(py);
+        let decoder = &mut self.decoder;
+        let max = decoder.max_payload;
+        while out.len() < limit {
+            let step = zmq.recv_one(socket, |frame| match decoder.envelope(py, frame, max) {
+                Ok(Some(env)) => Ok(env),
+                Ok(None) => Ok(PyBytes::new(py, frame).into_any()),
+                Err(e) => Err(e),
+            });
+            match step {
+                Ok((Recv::Frame, Some(item))) => out.append(item?)?,
+                Ok((Recv::Interrupted, _)) if out.is_empty() => py.check_signals()?,
+                Ok(_) => break,
+                Err(e) if out.is_empty() => {
+                    let code = e.raw_os_error().unwrap_or(0);
+                    return Err(PyOSError::new_err((code, e.to_string())));
+                }
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// One frame: `topic` (from `tradewire.wire.topic`) + header + payload.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (topic, type_id, fingerprint, publisher_id, seq, key_seq, send_ts_ns, payload, flags = 0))]
+    fn pack<'py>(
+        &self,
+        py: Python<'py>,
+        topic: &[u8],
+        type_id: u16,
+        fingerprint: u64,
+        publisher_id: u64,
+        seq: u64,
+        key_seq: u64,
+        send_ts_ns: u64,
+        payload: &[u8],
+        flags: u8,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let payload_len = u32::try_from(payload.len())
+            .map_err(|_| PyValueError::new_err("payload does not fit a u32 length"))?;
+        let len = topic.len() + wire::HEADER_SIZE + payload.len();
+        PyBytes::new_with(py, len, |buf| {
+            let mut at = 0;
+            for part in [
+                topic,
+                &wire::MAGIC,
+                &[wire::VERSION, flags],
+                &type_id.to_le_bytes(),
+                &[0, 0],
+                &fingerprint.to_le_bytes(),
+                &publisher_id.to_le_bytes(),
+                &seq.to_le_bytes(),
+                &key_seq.to_le_bytes(),
+                &send_ts_ns.to_le_bytes(),
+                &payload_len.to_le_bytes(),
+                payload,
+            ] {
+                buf[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            Ok(())
+        })
+    }
+}
+
+#[pymodule]
+fn _wire(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Codec>()?;
+    Ok(())
+}
