@@ -7,6 +7,8 @@
     python benches/py_peer.py kill-client --endpoint E --count N [--warmup W] [--rate R]
 
 raw: bare pyzmq PAIR (echo) / PUB-SUB with the protobuf payload in one frame.
+raw+work (echo-server): raw, but busy for 2 µs before echoing, about what the typed
+server spends on decode + encode: a control for what that much work costs in wake-ups.
 typed: tradewire's envelope + typed decode on both ends (echo), or the tradewire
 Publisher/Subscriber with sequence tracking, handshake and replay (pub/sub).
 kill-client: tradewire's CommandsClient sending kill switches at a fixed rate (ack latency).
@@ -39,6 +41,9 @@ TICK = MarketData(
 )
 
 
+WORK_S = 2e-6
+
+
 def typed_frame(message: MarketData, seq: int) -> bytes:
     return wire.encode_message(
         "market_data",
@@ -66,6 +71,11 @@ def echo_server(args: argparse.Namespace) -> None:
         if args.mode == "typed":
             seq += 1
             sock.send(typed_frame(typed_decode(frame), seq))
+        elif args.mode == "raw+work":
+            until = time.perf_counter() + WORK_S  # the control: raw, plus typed-sized work
+            while time.perf_counter() < until:
+                pass
+            sock.send(frame)
         else:
             sock.send(frame)
     sock.close(0)
@@ -214,7 +224,7 @@ def main() -> None:
     roles = ["echo-server", "echo-client", "pub", "sub", "kill-client"]
     parser.add_argument("role", choices=roles)
     parser.add_argument("--endpoint", required=True)
-    parser.add_argument("--mode", choices=["raw", "typed"], default="typed")
+    parser.add_argument("--mode", choices=["raw", "raw+work", "typed"], default="typed")
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=2_000)
     parser.add_argument("--rate", type=float, default=0.0)

@@ -38,6 +38,7 @@ PEERS = {"py": PY_PEER, "rust": RUST_PEER}
 
 RTT_CASES = [  # name, client, server, mode
     ("raw pyzmq", "py", "py", "raw"),
+    ("raw pyzmq, server busy 2 µs (control)", "py", "py", "raw+work"),
     ("raw libzmq (Rust)", "rust", "rust", "raw"),
     ("tradewire Python↔Python", "py", "py", "typed"),
     ("tradewire Python→Rust", "py", "rust", "typed"),

@@ -3,6 +3,7 @@ pure-Python codec byte for byte and error for error, and the transport works on 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -237,3 +238,27 @@ def test_vectors_decode_without_the_extension(
     pure_python: None, message: str, case: dict[str, object]
 ) -> None:
     test_vectors.test_vector_roundtrips_in_python(message, case)  # type: ignore[arg-type]
+
+
+def test_threads_share_one_codec() -> None:
+    """Four threads decode through the one shared Codec at once: same results, no errors."""
+    frames = [
+        wire.encode_message(
+            "market_data", MarketData(symbol=f"S{n % 50}"), key=f"S{n % 50}",
+            publisher_id=1, seq=n, send_ts_ns=n,
+        )
+        for n in range(1, 2001)
+    ]  # fmt: skip
+    expected = [wire.decode_frame_py(f) for f in frames]
+    results: list[bool] = []
+
+    def work() -> None:
+        pairs = zip(frames, expected, strict=True)
+        results.append(all(wire.decode_frame(f) == e for f, e in pairs))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [True] * 4

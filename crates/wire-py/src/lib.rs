@@ -11,6 +11,7 @@
 mod libzmq;
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
@@ -26,17 +27,20 @@ const TOPIC_CACHE_SIZE: usize = 100_000;
 type TopicCache = HashMap<Box<[u8]>, (Py<PyString>, Py<PyString>)>;
 
 /// Frames to Envelope objects, with decoded topics cached as Python strings.
+///
+/// The cache is behind a `try_lock`: a call that finds it busy (another thread got the
+/// GIL while a finalizer ran mid-decode) builds its strings without it, never waits.
 struct Decoder {
     envelope: Py<PyType>,
     tuple_new: Py<PyAny>,
-    topics: TopicCache,
+    topics: Mutex<TopicCache>,
     max_payload: usize,
 }
 
 impl Decoder {
     /// The Envelope of `frame`, or None when it is not a valid frame.
     fn envelope<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
         frame: &[u8],
         max_payload: usize,
@@ -45,18 +49,20 @@ impl Decoder {
             return Ok(None);
         };
         let topic = &frame[..env.channel.len() + 1 + env.key.len()];
-        let (channel, key) = match self.topics.get(topic) {
+        let mut cache = self.topics.try_lock().ok();
+        let cached = cache.as_ref().and_then(|c| c.get(topic));
+        let (channel, key) = match cached {
             Some((c, k)) => (c.bind(py).clone(), k.bind(py).clone()),
             None => {
                 let c = PyString::intern(py, env.channel);
                 let k = PyString::new(py, env.key);
-                if self.topics.len() < TOPIC_CACHE_SIZE {
-                    self.topics
-                        .insert(topic.into(), (c.clone().unbind(), k.clone().unbind()));
+                if let Some(cache) = cache.as_mut().filter(|c| c.len() < TOPIC_CACHE_SIZE) {
+                    cache.insert(topic.into(), (c.clone().unbind(), k.clone().unbind()));
                 }
                 (c, k)
             }
         };
+        drop(cache);
         let fields = (
             channel,
             key,
@@ -80,7 +86,8 @@ impl Decoder {
 }
 
 /// The envelope codec, bound to the Python Envelope class (and optionally to libzmq).
-#[pyclass(module = "tradewire._wire")]
+/// Frozen: every method takes `&self`, so threads sharing one Codec never collide.
+#[pyclass(module = "tradewire._wire", frozen)]
 struct Codec {
     decoder: Decoder,
     zmq: Option<LibZmq>,
@@ -109,7 +116,7 @@ impl Codec {
             decoder: Decoder {
                 tuple_new: py.get_type::<PyTuple>().getattr("__new__")?.unbind(),
                 envelope: envelope.unbind(),
-                topics: HashMap::new(),
+                topics: Mutex::new(HashMap::new()),
                 max_payload,
             },
             zmq,
@@ -125,7 +132,7 @@ impl Codec {
     /// The Envelope of `frame`, or None when the frame is invalid.
     #[pyo3(signature = (frame, max_payload = None))]
     fn decode<'py>(
-        &mut self,
+        &self,
         frame: &Bound<'py, PyBytes>,
         max_payload: Option<usize>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
@@ -137,7 +144,7 @@ impl Codec {
     /// blocking: each an Envelope, or the frame's bytes when it does not decode. Frames
     /// already taken are returned before an error is raised (on the next call).
     fn recv<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
         socket: usize,
         limit: usize,
@@ -152,7 +159,7 @@ impl Codec {
             ));
         }
         let out = PyList::empty(py);
-        let decoder = &mut self.decoder;
+        let decoder = &self.decoder;
         let max = decoder.max_payload;
         while out.len() < limit {
             let step = zmq.recv_one(socket, |frame| match decoder.envelope(py, frame, max) {
