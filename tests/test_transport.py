@@ -628,3 +628,43 @@ def test_aserve_and_asend_share_one_event_loop(endpoint: str) -> None:
     assert [a.command_id for a in acks] == ["c0", "k", "k"]
     assert [a.duplicate for a in acks] == [False, False, True]
     assert all(a.outcome == CommandAck.APPLIED and a.engine_timestamp_us > 0 for a in acks)
+
+
+def test_replay_timeout_fires_while_live_data_keeps_flowing(endpoint: str) -> None:
+    """A publisher that never answers replay requests queues a backlog that takes the
+    subscriber longer than replay_timeout to read: the gap is given up once, and everything
+    after it is delivered in order (held meanwhile, none dropped)."""
+    raw = zmq.Context.instance().socket(zmq.XPUB)
+    raw.sndhwm = 0
+    raw.bind(endpoint)
+    result: list[MarketDataSubscriber] = []
+
+    def subscribe() -> None:
+        result.append(MarketDataSubscriber(endpoint, replay_timeout=0.2, rcvhwm=0))
+
+    opener = threading.Thread(target=subscribe)
+    opener.start()
+    try:
+        while b"~sync~" not in (event := raw.recv()):
+            pass
+        beat = Heartbeat(last_seq=0).SerializeToString()
+        raw.send(wire.encode_frame("market_data", event[13:-1].decode(), 7, 0, 5, 0, 0, 1, beat))
+        opener.join(5)
+        sub = result[0]
+        payload = MarketData(symbol="A").SerializeToString()
+        mtype = wire.message_type_of(MarketData)
+        topic = wire.topic("market_data", "A")
+        sent = [1, *range(3, 300_000)]  # seq 2 is never sent, nor replayed
+        for seq in sent:
+            raw.send(
+                wire.pack_frame(topic, mtype.type_id, mtype.fingerprint, 5, seq, seq, 1, payload)
+            )
+        got: list[int] = []
+        while (r := sub.recv(timeout=1)) is not None:
+            got.append(r.envelope.seq)
+        lost = [(e.first, e.last, e.detail) for e in sub.events if e.kind == "unrecoverable_gap"]
+        assert lost == [(2, 2, "replay timed out")]
+        assert got == sent
+        sub.close()
+    finally:
+        raw.close(0)
