@@ -88,8 +88,16 @@ def feed(recorder: Recorder, messages: list[Order | Position], orders_pid: int =
 
 def fill(order_id: str, symbol: str, side: int, qty: float, price: float, ts_us: int,
          status: int = Order.FILLED) -> Order:  # fmt: skip
-    return Order(order_id=order_id, symbol=symbol, side=side, quantity=qty, price=price,
-                 type=Order.LIMIT, status=status, timestamp_us=ts_us)  # type: ignore[arg-type]
+    return Order(
+        order_id=order_id,
+        symbol=symbol,
+        side=side,
+        quantity=qty,
+        price=price,
+        type=Order.LIMIT,
+        status=status,
+        timestamp_us=ts_us,
+    )  # type: ignore[arg-type]
 
 
 # -- average cost -----------------------------------------------------------------------------

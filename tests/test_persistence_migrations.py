@@ -99,8 +99,9 @@ def test_a_database_newer_than_the_code_is_refused(db_url: str) -> None:  # noqa
     engine = open_engine(db_url)
     with engine.begin() as conn:
         conn.execute(
-            sa.insert(schema_migrations).values(version=LATEST + 1, name="from the future",
-                                                applied_ns=1)
+            sa.insert(schema_migrations).values(
+                version=LATEST + 1, name="from the future", applied_ns=1
+            )
         )
     engine.dispose()
     message = f"schema is at version {LATEST + 1}, newer than this tradewire \\({LATEST}\\)"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from tradewire import wire
 from tradewire.messages import MarketData
-from tradewire.transport import _drain
+from tradewire.transport import _native
 
 U64 = st.integers(0, 2**64 - 1)
 CHANNEL = st.from_regex(r"[a-z0-9_]{1,32}", fullmatch=True)
@@ -30,13 +30,13 @@ KEY = st.text(st.characters(min_codepoint=1, max_codepoint=0x2FFF), max_size=20)
 def pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
     """The SDK as it runs without the extension."""
     monkeypatch.setattr(wire, "_CODEC", None)
-    monkeypatch.setattr(_drain, "rust_codec", lambda: None)
+    monkeypatch.setattr(_native, "rust_codec", lambda: None)
 
 
 def test_the_extension_is_built_and_used() -> None:
     """CI builds it: a silent fallback to pure Python would hide a broken build."""
     assert wire._CODEC is not None
-    assert _drain.rust_codec() is not None and _drain.rust_codec().can_recv  # type: ignore[union-attr]
+    assert _native.rust_codec() is not None and _native.rust_codec().can_recv  # type: ignore[union-attr]
 
 
 def _py(frame: bytes, max_payload: int = wire.DEFAULT_MAX_PAYLOAD) -> wire.Envelope | str:
@@ -174,7 +174,7 @@ def test_drain_keeps_order_limits_batches_and_hands_back_bad_frames(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if not rust:
-        monkeypatch.setattr(_drain, "rust_codec", lambda: None)
+        monkeypatch.setattr(_native, "rust_codec", lambda: None)
     a, b = pair
     good = [
         wire.encode_message(
@@ -184,17 +184,17 @@ def test_drain_keeps_order_limits_batches_and_hands_back_bad_frames(
     ]
     sent = [*good[:2], b"garbage", *good[2:]]
     _frames_in_flight(a, b, sent)
-    first = _drain.drain(b, 4)
-    rest = _drain.drain(b, 100)
+    first = _native.drain(b, 4)
+    rest = _native.drain(b, 100)
     assert len(first) == 4 and len(rest) == 2
-    assert _drain.drain(b, 100) == []
+    assert _native.drain(b, 100) == []
     got = [item if isinstance(item, bytes) else item.encode() for item in first + rest]
     assert got == sent
     bad = [item for item in first + rest if isinstance(item, bytes)]
     assert bad == [b"garbage"]
     b.close(0)
     with pytest.raises(zmq.ZMQError) as caught:
-        _drain.drain(b, 1)
+        _native.drain(b, 1)
     assert caught.value.errno == zmq.ENOTSOCK
 
 
@@ -202,12 +202,12 @@ def test_libzmq_path_wants_exactly_one_libzmq(tmp_path: Path) -> None:
     maps = tmp_path / "maps"
     line = "7f00-7f01 r-xp 00000000 08:01 42     {}\n"
     maps.write_text(line.format("/usr/lib/libc.so.6"))
-    assert _drain.libzmq_path(maps) is None
+    assert _native.libzmq_path(maps) is None
     maps.write_text(line.format("/x/pyzmq.libs/libzmq-ab.so.5") * 3)
-    assert _drain.libzmq_path(maps) == "/x/pyzmq.libs/libzmq-ab.so.5"
+    assert _native.libzmq_path(maps) == "/x/pyzmq.libs/libzmq-ab.so.5"
     maps.write_text(line.format("/x/libzmq.so.5") + line.format("/y/libzmq.so.5"))
-    assert _drain.libzmq_path(maps) is None
-    assert _drain.libzmq_path(tmp_path / "missing") is None
+    assert _native.libzmq_path(maps) is None
+    assert _native.libzmq_path(tmp_path / "missing") is None
 
 
 SCENARIOS: list[Callable[[str], None]] = [
@@ -262,3 +262,27 @@ def test_threads_share_one_codec() -> None:
     for t in threads:
         t.join(30)
     assert results == [True] * 4
+
+
+@pytest.mark.parametrize("rust", [True, False], ids=["rust", "python"])
+def test_frame_sender_sends_and_returns_the_packed_frame(
+    pair: tuple[zmq.Socket[bytes], zmq.Socket[bytes]],
+    rust: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not rust:
+        monkeypatch.setattr(_native, "rust_codec", lambda: None)
+    a, b = pair
+    b.send(b"hello")  # connected both ways before the non-blocking sends
+    assert a.poll(5000) and a.recv() == b"hello"
+    send = _native.frame_sender(a)
+    topic, payload = wire.topic("market_data", "A"), MarketData(symbol="A").SerializeToString()
+    frame = send(topic, 1, 2**64 - 1, 5, 6, 7, 8, payload)
+    assert frame == wire.pack_frame(topic, 1, 2**64 - 1, 5, 6, 7, 8, payload)
+    assert b.poll(5000) and b.recv() == frame
+    with pytest.raises(OverflowError if rust else Exception):
+        send(topic, 1, -1, 5, 6, 7, 8, payload)
+    a.close(0)
+    with pytest.raises(zmq.ZMQError) as caught:
+        send(topic, 1, 2, 5, 6, 7, 8, payload)
+    assert caught.value.errno == zmq.ENOTSOCK

@@ -10,6 +10,19 @@ class Codec:
     def can_recv(self) -> bool: ...
     def decode(self, frame: bytes, max_payload: int | None = None) -> Envelope | None: ...
     def recv(self, socket: int, limit: int) -> list[Envelope | bytes]: ...
+    def pack_send(
+        self,
+        socket: int,
+        topic: bytes,
+        type_id: int,
+        fingerprint: int,
+        publisher_id: int,
+        seq: int,
+        key_seq: int,
+        send_ts_ns: int,
+        payload: bytes,
+        flags: int = 0,
+    ) -> bytes: ...
     def pack(
         self,
         topic: bytes,

@@ -181,6 +181,49 @@ impl Codec {
         Ok(out)
     }
 
+    /// `pack` the frame, send it without blocking on a pyzmq socket handle, return it.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (socket, topic, type_id, fingerprint, publisher_id, seq, key_seq, send_ts_ns, payload, flags = 0))]
+    fn pack_send<'py>(
+        &self,
+        py: Python<'py>,
+        socket: usize,
+        topic: &[u8],
+        type_id: u16,
+        fingerprint: u64,
+        publisher_id: u64,
+        seq: u64,
+        key_seq: u64,
+        send_ts_ns: u64,
+        payload: &[u8],
+        flags: u8,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let zmq = self
+            .zmq
+            .as_ref()
+            .ok_or_else(|| PyValueError::new_err("Codec was made without libzmq"))?;
+        if socket == 0 {
+            return Err(PyValueError::new_err(
+                "socket handle is 0 (a closed socket)",
+            ));
+        }
+        let frame = self.pack(
+            py,
+            topic,
+            type_id,
+            fingerprint,
+            publisher_id,
+            seq,
+            key_seq,
+            send_ts_ns,
+            payload,
+            flags,
+        )?;
+        zmq.send(socket, frame.as_bytes())
+            .map_err(|e| PyOSError::new_err((e.raw_os_error().unwrap_or(0), e.to_string())))?;
+        Ok(frame)
+    }
+
     /// One frame: `topic` (from `tradewire.wire.topic`) + header + payload.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (topic, type_id, fingerprint, publisher_id, seq, key_seq, send_ts_ns, payload, flags = 0))]

@@ -19,6 +19,7 @@ type MsgData = unsafe extern "C" fn(*mut Msg) -> *mut c_void;
 type MsgSize = unsafe extern "C" fn(*const Msg) -> usize;
 type MsgClose = unsafe extern "C" fn(*mut Msg) -> c_int;
 type Errno = unsafe extern "C" fn() -> c_int;
+type Send = unsafe extern "C" fn(*mut c_void, *const c_void, usize, c_int) -> c_int;
 type Version = unsafe extern "C" fn(*mut c_int, *mut c_int, *mut c_int);
 
 const ZMQ_DONTWAIT: c_int = 1;
@@ -41,6 +42,7 @@ pub struct LibZmq {
     msg_size: MsgSize,
     msg_close: MsgClose,
     errno: Errno,
+    send: Send,
     /// Kept open so the function pointers above stay valid.
     _lib: Library,
 }
@@ -66,6 +68,7 @@ impl LibZmq {
                 msg_size: *lib.get::<MsgSize>(b"zmq_msg_size\0").map_err(err)?,
                 msg_close: *lib.get::<MsgClose>(b"zmq_msg_close\0").map_err(err)?,
                 errno: *lib.get::<Errno>(b"zmq_errno\0").map_err(err)?,
+                send: *lib.get::<Send>(b"zmq_send\0").map_err(err)?,
                 _lib: lib,
             })
         }
@@ -112,6 +115,29 @@ impl LibZmq {
         // SAFETY: frees the received message exactly once.
         unsafe { (self.msg_close)(&mut msg) };
         Ok((Recv::Frame, Some(got)))
+    }
+}
+
+impl LibZmq {
+    /// Sends `frame` as one message without blocking (`zmq_send`, which copies it).
+    ///
+    /// Same socket contract as [`LibZmq::recv_one`].
+    pub fn send(&self, socket: usize, frame: &[u8]) -> io::Result<()> {
+        // SAFETY: the socket contract; `frame` is valid for its length during the call,
+        // and libzmq copies it before returning.
+        let rc = unsafe {
+            (self.send)(
+                socket as *mut c_void,
+                frame.as_ptr().cast(),
+                frame.len(),
+                ZMQ_DONTWAIT,
+            )
+        };
+        if rc < 0 {
+            // SAFETY: reads libzmq's thread-local errno.
+            return Err(io::Error::from_raw_os_error(unsafe { (self.errno)() }));
+        }
+        Ok(())
     }
 }
 

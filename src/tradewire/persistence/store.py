@@ -144,9 +144,7 @@ def _on_conflict(name: str, stmt: Any) -> Any:
     if name == "snapshots":
         return stmt.on_conflict_do_nothing(index_elements=["snapshot_us", "symbol"])
     if name == "gaps":
-        return stmt.on_conflict_do_nothing(
-            index_elements=["publisher_id", "channel", "first_seq"]
-        )
+        return stmt.on_conflict_do_nothing(index_elements=["publisher_id", "channel", "first_seq"])
     new = stmt.excluded
     if name == "positions":
         t = schema.positions

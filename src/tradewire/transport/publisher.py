@@ -13,6 +13,7 @@ import zmq
 from tradewire import wire
 from tradewire._gen import registry
 from tradewire.catalog import Channel, Pattern
+from tradewire.transport import _native
 from tradewire.transport._base import (
     DEFAULT_HWM,
     DEFAULT_LINGER_MS,
@@ -67,6 +68,7 @@ class Publisher(Endpoint, Generic[M]):
         self._lock = threading.Lock()
         self._subscribed = threading.Condition(self._lock)  # notified on subscription notices
         self._data = self._socket_of(zmq.XPUB)
+        self._send = _native.frame_sender(self._data)  # pack + send, in Rust when built
         self._data.setsockopt(zmq.SNDHWM, sndhwm)
         if endpoint.startswith("tcp://"):  # ZMTP heartbeats: drop dead peers, let them rejoin
             self._data.setsockopt(zmq.HEARTBEAT_IVL, 1000)
@@ -97,7 +99,7 @@ class Publisher(Endpoint, Generic[M]):
         with self._lock:
             self._seq = seq = self._seq + 1
             key_seq = self._key_seq[key] = self._key_seq.get(key, 0) + 1 if key else seq
-            frame = wire.pack_frame(
+            frame = self._send(
                 topic,
                 self._type.type_id,
                 self._type.fingerprint,
@@ -107,7 +109,6 @@ class Publisher(Endpoint, Generic[M]):
                 now_ns(),
                 payload,
             )
-            self._data.send(frame)
             self._ring[(seq - 1) % self._ring_size] = (key, key_seq, frame)
             if self._last_value is not None:
                 self._last_value[key] = frame

@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 from tradewire import wire
 from tradewire._gen import registry
 from tradewire.catalog import Channel, Pattern
-from tradewire.transport import _drain
+from tradewire.transport import _native
 from tradewire.transport._base import (
     DEFAULT_HWM,
     DEFAULT_LINGER_MS,
@@ -36,6 +36,7 @@ log = logging.getLogger("tradewire.transport")
 
 _SNAPSHOT_END_ID = registry.SNAPSHOT_END_TYPE.type_id
 _TIMER_CHECK_S = 0.01
+_new_received = tuple.__new__
 
 
 class SubscribeTimeout(TimeoutError):
@@ -110,7 +111,7 @@ class Subscriber(Endpoint, Generic[M]):
         self._publisher_id = 0
         self._last_rx = time.monotonic()
         self._peer_lost = False
-        self._batched = _drain.rust_codec() is not None
+        self._batched = _native.rust_codec() is not None
         self._timers_due = 0.0  # while data keeps flowing, timers are checked this often
         self._sub = self._socket_of(zmq.SUB)
         self._sub.setsockopt(zmq.RCVHWM, rcvhwm)
@@ -281,6 +282,7 @@ class Subscriber(Endpoint, Generic[M]):
                 if self.keys is not None:
                     self._streams[(pid, got.envelope.key)] = _Stream(last=got.envelope.key_seq)
                 self._ready.append(got)
+            self._alive()
             for frame in live:
                 self._accept(frame, from_replay=False)
             return
@@ -289,8 +291,16 @@ class Subscriber(Endpoint, Generic[M]):
     # -- frame handling ----------------------------------------------------------------
 
     def _drain(self, sock: zmq.Socket[bytes], from_replay: bool) -> None:
-        for item in _drain.drain(sock, 1000):
+        items = _native.drain(sock, 1000)
+        if items:
+            self._alive()
+        for item in items:
             self._accept(item, from_replay)
+
+    def _alive(self) -> None:
+        self._last_rx = time.monotonic()
+        if self._peer_lost:
+            self._mark_alive()
 
     def _envelope(self, frame: bytes) -> wire.Envelope | None:
         try:
@@ -321,7 +331,7 @@ class Subscriber(Endpoint, Generic[M]):
                 )
                 return None
             self.stats.schema_mismatch += 1
-        return Received(message, env)
+        return _new_received(Received, (message, env))  # Received(message, env), faster
 
     def _control_message(self, env: wire.Envelope, cls: type[Any]) -> Any | None:
         """A control message of type `cls`, or None when `env` carries another type."""
@@ -334,9 +344,7 @@ class Subscriber(Endpoint, Generic[M]):
             return None
 
     def _accept(self, item: bytes | wire.Envelope, from_replay: bool) -> None:
-        self._last_rx = time.monotonic()
-        if self._peer_lost:
-            self._mark_alive()
+        """One received frame (its arrival already noted by `_alive`)."""
         env = self._envelope(item) if isinstance(item, bytes) else item
         if env is None:
             return

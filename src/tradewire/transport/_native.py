@@ -1,15 +1,17 @@
-"""Draining a socket without blocking: in Rust when tradewire._wire is built.
+"""The hot socket paths in Rust when tradewire._wire is built: draining and publishing.
 
-The Rust loop calls `zmq_msg_recv(NOBLOCK)` on the pyzmq socket's own handle, through the
-libzmq pyzmq loaded (found in /proc/self/maps), and decodes each frame as it comes: one
-Python call per batch instead of one `recv` per frame, and no `zmq.Again` at the end.
-Elsewhere (no extension, another libzmq layout, TRADEWIRE_PURE_PYTHON=1) a Python loop.
+`drain` calls `zmq_msg_recv(NOBLOCK)` on the pyzmq socket's own handle, through the libzmq
+pyzmq loaded (found in /proc/self/maps), and decodes each frame as it comes: one Python
+call per batch instead of one `recv` per frame, and no `zmq.Again` at the end.
+`frame_sender` packs a frame and `zmq_send`s it in one call. Elsewhere (no extension,
+another libzmq layout, TRADEWIRE_PURE_PYTHON=1) the same in Python over pyzmq.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,3 +82,40 @@ def drain(sock: zmq.Socket[bytes], limit: int) -> list[wire.Envelope | bytes]:
         except wire.WireError:
             frames.append(frame)
     return frames
+
+
+FrameSender = Callable[[bytes, int, int, int, int, int, int, bytes], bytes]
+
+
+def frame_sender(sock: zmq.Socket[bytes]) -> FrameSender:
+    """`send(topic, type_id, fingerprint, publisher_id, seq, key_seq, send_ts_ns, payload)`:
+    packs the frame (`wire.pack_frame`), sends it on `sock` and returns it. Meant for
+    sockets whose send never blocks (PUB/XPUB): it never waits, raising zmq.Again where a
+    blocking send would wait."""
+    codec = rust_codec()
+    if codec is None:
+
+        def send_py(
+            topic: bytes, type_id: int, fp: int, pid: int, seq: int, kseq: int, ts: int, p: bytes
+        ) -> bytes:
+            frame = wire.pack_frame(topic, type_id, fp, pid, seq, kseq, ts, p)
+            sock.send(frame)
+            return frame
+
+        return send_py
+    pack_send = codec.pack_send
+
+    def send_rust(
+        topic: bytes, type_id: int, fp: int, pid: int, seq: int, kseq: int, ts: int, p: bytes
+    ) -> bytes:
+        handle = sock.underlying
+        if not handle:
+            raise zmq.ZMQError(zmq.ENOTSOCK)
+        try:
+            return pack_send(handle, topic, type_id, fp, pid, seq, kseq, ts, p)
+        except OSError as exc:
+            if exc.errno == zmq.EAGAIN:
+                raise zmq.Again(zmq.EAGAIN) from exc
+            raise zmq.ZMQError(exc.errno or zmq.EFAULT) from exc
+
+    return send_rust
