@@ -279,7 +279,7 @@ def test_frame_sender_sends_and_returns_the_packed_frame(
     frame = send(topic, 1, 2**64 - 1, 5, 6, 7, 8, payload)
     assert frame == wire.pack_frame(topic, 1, 2**64 - 1, 5, 6, 7, 8, payload)
     assert b.poll(5000) and b.recv() == frame
-    with pytest.raises(OverflowError if socket_path == "rust" else struct.error):
+    with pytest.raises((OverflowError, struct.error)):  # Rust pack, or struct
         send(topic, 1, -1, 5, 6, 7, 8, payload)
     a.close(0)
     with pytest.raises(zmq.ZMQError) as caught:
