@@ -240,30 +240,30 @@ impl Codec {
         payload: &[u8],
         flags: u8,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let payload_len = u32::try_from(payload.len())
-            .map_err(|_| PyValueError::new_err("payload does not fit a u32 length"))?;
-        let len = topic.len() + wire::HEADER_SIZE + payload.len();
-        PyBytes::new_with(py, len, |buf| {
-            let mut at = 0;
-            for part in [
-                topic,
-                &wire::MAGIC,
-                &[wire::VERSION, flags],
-                &type_id.to_le_bytes(),
-                &[0, 0],
-                &fingerprint.to_le_bytes(),
-                &publisher_id.to_le_bytes(),
-                &seq.to_le_bytes(),
-                &key_seq.to_le_bytes(),
-                &send_ts_ns.to_le_bytes(),
-                &payload_len.to_le_bytes(),
-                payload,
-            ] {
-                buf[at..at + part.len()].copy_from_slice(part);
-                at += part.len();
-            }
-            Ok(())
-        })
+        let text = topic
+            .strip_suffix(&[0])
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .ok_or_else(|| PyValueError::new_err("topic must be tradewire.wire.topic() bytes"))?;
+        let (channel, key) = text
+            .split_once('/')
+            .ok_or_else(|| PyValueError::new_err("topic has no '/'"))?;
+        let env = wire::Envelope {
+            channel,
+            key,
+            flags,
+            type_id,
+            fingerprint,
+            publisher_id,
+            seq,
+            key_seq,
+            send_ts_ns,
+            payload,
+        };
+        // The crate's encoder: one definition of the byte layout (WIRE.md section 2).
+        let frame = env
+            .to_vec()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(PyBytes::new(py, &frame))
     }
 }
 
