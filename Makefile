@@ -8,22 +8,35 @@ STAMP := $(VENV)/.installed
 CARGO_RELEASE := cargo build --release --locked -p tradewire -p signal-bridge -p market-data \
     -p execution-engine -p tradewire-config --bins
 # The Python extensions (tradewire._features, tradewire._wire) are built by pip from these.
-EXTENSION_SOURCES := crates/hatch_build.py $(shell find crates/features crates/features-py \
+EXTENSION_SOURCES := crates/hatch_build.py Cargo.lock $(shell find crates/features crates/features-py \
     crates/wire-py crates/tradewire/src/wire.rs -name '*.rs' -o -name Cargo.toml 2>/dev/null)
 
-.PHONY: system-deps demo test bench codegen check-codegen vectors check-vectors lint typecheck \
-        pytest cargo-test clippy fmt rust-bins venv clean conformance
+.PHONY: system-deps demo test bench codegen check-codegen vectors check-vectors lint format \
+        typecheck pytest cargo-test clippy fmt rust-bins venv lock check-lock clean conformance
+
+# Python code checked by ruff (lint and format)
+PY_SOURCES := src codegen conformance tests benches reference_services crates/hatch_build.py
 
 ## system-deps: cargo and libsodium-dev, installed from Debian when missing (root or sudo)
 system-deps:
 	@bash .ci/system-deps
 
+## venv: .venv/ exactly as uv.lock pins it (every extra and the dev tools), tradewire editable
 venv: $(STAMP)
-$(STAMP): pyproject.toml $(EXTENSION_SOURCES) | system-deps
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+$(STAMP): pyproject.toml uv.lock $(EXTENSION_SOURCES) | system-deps
+	VENV=$(VENV) bash .ci/python-env
 	touch $@
+
+## lock: re-resolve uv.lock after changing dependencies in pyproject.toml
+## (`make lock UPGRADE=1` also moves every pin to the newest allowed release)
+lock:
+	@VENV=$(VENV) bash .ci/python-env --uv-only
+	$(VENV)/bin/uv lock $(if $(UPGRADE),--upgrade)
+
+## check-lock: fail when uv.lock no longer matches pyproject.toml
+check-lock: venv
+	@$(VENV)/bin/uv lock --check --quiet 2>/dev/null || { echo "uv.lock is out of date with \
+	pyproject.toml: run \`make lock\` and commit uv.lock" >&2; exit 1; }
 
 rust-bins: system-deps
 	$(CARGO_RELEASE)
@@ -49,7 +62,11 @@ check-vectors: venv
 	$(PY) conformance/generate_vectors.py --check
 
 lint: venv
-	$(VENV)/bin/ruff check src codegen conformance tests benches
+	$(VENV)/bin/ruff check $(PY_SOURCES)
+
+## format: Python formatting (ruff format --check; `ruff format` fixes it)
+format: venv
+	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 
 typecheck: venv
 	$(VENV)/bin/mypy src codegen
@@ -60,14 +77,16 @@ fmt: system-deps
 clippy: system-deps
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
+## pytest: the Python tests, with a throwaway PostgreSQL server unless
+## TRADEWIRE_TEST_POSTGRES_URL names one
 pytest: venv rust-bins
-	$(VENV)/bin/pytest
+	bash .ci/with-postgres $(VENV)/bin/pytest
 
 cargo-test: system-deps
 	cargo test --workspace --release --locked
 
 ## test: everything CI runs
-test: venv check-codegen check-vectors lint typecheck fmt clippy pytest cargo-test
+test: venv check-lock check-codegen check-vectors lint format typecheck fmt clippy pytest cargo-test
 
 ## bench: benchmarks (off in `make test`)
 bench: venv rust-bins

@@ -47,13 +47,21 @@ class FeaturesExtensionHook(BuildHookInterface):  # type: ignore[misc]
         root = Path(self.root)
         cargo = shutil.which("cargo") or str(Path.home() / ".cargo" / "bin" / "cargo")
         if not Path(cargo).exists() and shutil.which("cargo") is None:
-            raise RuntimeError("cargo not found: install Rust (rustup) to build tradewire's extensions")
+            raise RuntimeError(
+                "cargo not found: install Rust (rustup) to build tradewire's extensions"
+            )
         env = dict(os.environ, PYO3_PYTHON=sys.executable)
         packages = [arg for crate in EXTENSIONS for arg in ("-p", crate)]
         cmd = [
-            cargo, "build", "--release", *packages,
-            "--features", "pyo3/extension-module",
-            "--manifest-path", str(root / "Cargo.toml"),
+            cargo,
+            "build",
+            "--release",
+            *packages,
+            "--locked",
+            "--features",
+            "pyo3/extension-module",
+            "--manifest-path",
+            str(root / "Cargo.toml"),
         ]
         subprocess.run(cmd, cwd=root, env=env, check=True)
         target = Path(env.get("CARGO_TARGET_DIR", root / "target"))

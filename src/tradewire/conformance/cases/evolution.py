@@ -10,7 +10,7 @@ messages the v1 testee encodes itself (publisher role) read by a v2 subscriber.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,16 @@ class V2Schema:
     def cls(self, full_name: str) -> type[Message]:
         return message_factory.GetMessageClass(self.pool.FindMessageTypeByName(full_name))
 
+    def new(self, full_name: str, **fields: object) -> Message:
+        """A message of the v2 class `full_name` built from keyword fields, as protobuf allows.
+
+        The classes are made at run time from the descriptor pool, so their field names are
+        not known to a type checker: the constructor is typed as taking any keywords, and
+        protobuf itself rejects a field the v2 schema does not have.
+        """
+        factory: Callable[..., Message] = self.cls(full_name)
+        return factory(**fields)
+
     def fingerprint(self, full_name: str) -> int:
         return fingerprint(full_name, self.protos[full_name])
 
@@ -57,7 +67,8 @@ def load(path: Path) -> V2Schema:
 
 def _samples(v2: V2Schema) -> list[tuple[str, str, Message, bool]]:
     """(channel, key, v2 message, uses a v2-only enum value)"""
-    md = v2.cls("tradewire.v1.MarketData")(
+    md = v2.new(
+        "tradewire.v1.MarketData",
         symbol="AAPL",
         price=187.5,
         volume=10,
@@ -67,13 +78,18 @@ def _samples(v2: V2Schema) -> list[tuple[str, str, Message, bool]]:
         conditions=["@", "F"],
         venue_kind=2,
     )
-    order = v2.cls("tradewire.v1.Order")(
-        order_id="o-1", symbol="AAPL", quantity=5, status=6, venue_order_id="V-9"
+    order = v2.new(
+        "tradewire.v1.Order",
+        order_id="o-1",
+        symbol="AAPL",
+        quantity=5,
+        status=6,
+        venue_order_id="V-9",
     )
-    cmd = v2.cls("tradewire.v1.StrategyCommand")(
-        type=4, symbol="AAPL", command_id="c-1", priority=3
+    cmd = v2.new(
+        "tradewire.v1.StrategyCommand", type=4, symbol="AAPL", command_id="c-1", priority=3
     )
-    ack = v2.cls("tradewire.v1.CommandAck")(command_id="c-1", outcome=3, apply_at_us=99)
+    ack = v2.new("tradewire.v1.CommandAck", command_id="c-1", outcome=3, apply_at_us=99)
     return [
         ("market_data", "AAPL", md, False),
         ("orders", "AAPL", order, True),
