@@ -35,7 +35,7 @@ lock:
 
 ## check-lock: fail when uv.lock no longer matches pyproject.toml
 check-lock: venv
-	@$(VENV)/bin/uv lock --check --quiet 2>/dev/null || { echo "uv.lock is out of date with \
+	@$(VENV)/bin/uv lock --check --quiet || { echo "uv.lock is out of date with \
 	pyproject.toml: run \`make lock\` and commit uv.lock" >&2; exit 1; }
 
 rust-bins: system-deps
@@ -69,7 +69,7 @@ format: venv
 	$(VENV)/bin/ruff format --check $(PY_SOURCES)
 
 typecheck: venv
-	$(VENV)/bin/mypy src codegen
+	$(VENV)/bin/mypy src codegen reference_services/python benches conformance/*.py tests
 
 fmt: system-deps
 	cargo fmt --all --check

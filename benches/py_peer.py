@@ -60,7 +60,7 @@ def typed_decode(frame: bytes) -> MarketData:
 
 
 def echo_server(args: argparse.Namespace) -> None:
-    sock = zmq.Context.instance().socket(zmq.PAIR)
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PAIR)
     sock.bind(args.endpoint)
     print(json.dumps({"ready": True}), flush=True)
     seq = 0
@@ -82,7 +82,7 @@ def echo_server(args: argparse.Namespace) -> None:
 
 
 def echo_client(args: argparse.Namespace) -> None:
-    sock = zmq.Context.instance().socket(zmq.PAIR)
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PAIR)
     sock.connect(args.endpoint)
     raw = TICK.SerializeToString()
     interval = 1 / args.rate if args.rate else 0.0
@@ -162,7 +162,7 @@ def publisher(args: argparse.Namespace) -> None:
             report(args.count, t0)
             sys.stdin.readline()
         return
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = ctx.socket(zmq.PUB)
     sock.sndhwm = 0
     sock.bind(args.endpoint)
@@ -190,7 +190,7 @@ def subscriber(args: argparse.Namespace) -> None:
                 got += 1
             report(got, t0)
         return
-    sock = zmq.Context.instance().socket(zmq.SUB)
+    sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
     sock.rcvhwm = 0
     sock.subscribe(b"")
     sock.connect(args.endpoint)

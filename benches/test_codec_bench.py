@@ -87,14 +87,13 @@ VECTORS = Path(__file__).resolve().parents[1] / "conformance" / "vectors"
 def _typical(mtype: MessageType[Any]) -> Message:
     cases = json.loads((VECTORS / f"{mtype.cls.DESCRIPTOR.name}.json").read_text())["cases"]
     case = next((c for c in cases if c["name"] == "typical"), cases[-1])
-    return mtype.cls.FromString(bytes.fromhex(case["payload_hex"]))
+    cls: type[Message] = mtype.cls
+    return cls.FromString(bytes.fromhex(case["payload_hex"]))
 
 
 def _channel_of(mtype: MessageType[Any]) -> str:
     """The channel carrying the type (its name), or the control channel name `_control`."""
-    return next(
-        (c.name for c in registry.CHANNELS if mtype.cls in (c.message, c.reply)), "_control"
-    )
+    return next((c.name for c in registry.CHANNELS if mtype in (c.message, c.reply)), "_control")
 
 
 TYPES = [pytest.param(t, id=t.cls.DESCRIPTOR.name) for t in registry.MESSAGE_TYPES]
@@ -126,8 +125,9 @@ def test_every_type_raw_parse(benchmark: Any, mtype: MessageType[Any]) -> None:
 def test_every_type_wire_decode(benchmark: Any, mtype: MessageType[Any]) -> None:
     msg = _typical(mtype)
     frame = wire.encode_message(_channel_of(mtype), msg, publisher_id=1, seq=1, send_ts_ns=1)
+    cls: type[Message] = mtype.cls
 
     def decode() -> Message:
-        return wire.parse_payload(wire.decode_frame(frame), mtype.cls)
+        return wire.parse_payload(wire.decode_frame(frame), cls)
 
     assert benchmark(decode) == msg

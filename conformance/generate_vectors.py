@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
@@ -25,6 +25,13 @@ from google.protobuf.message import Message
 from tradewire import wire
 from tradewire._gen import registry
 from tradewire.catalog import MessageType
+
+if TYPE_CHECKING:
+    from google._upb._message import FieldDescriptor as UpbFieldDescriptor
+
+# `Message.DESCRIPTOR` is the pure-Python or the upb descriptor depending on the protobuf
+# backend; both carry the attributes read here.
+AnyFieldDescriptor: TypeAlias = "FieldDescriptor | UpbFieldDescriptor"
 
 OUT = Path(__file__).resolve().parent / "vectors"
 PUBLISHER_ID = 0x0102030405060708
@@ -53,7 +60,7 @@ class Case:
     unknown: bytes = b""
 
 
-def _is_map(field: FieldDescriptor) -> bool:
+def _is_map(field: AnyFieldDescriptor) -> bool:
     return field.message_type is not None and field.message_type.GetOptions().map_entry
 
 
@@ -61,7 +68,7 @@ def _scalar_fields(desc: Descriptor, *types: int) -> list[FieldDescriptor]:
     return [f for f in desc.fields if f.type in types and not _is_map(f) and not _repeated(f)]
 
 
-def _repeated(field: FieldDescriptor) -> bool:
+def _repeated(field: AnyFieldDescriptor) -> bool:
     return bool(field.is_repeated)
 
 
@@ -74,6 +81,8 @@ def _typical(field: FieldDescriptor, index: int) -> Any:
     if field.type == F.TYPE_BOOL:
         return True
     if field.type == F.TYPE_ENUM:
+        if field.enum_type is None:
+            raise ValueError(f"enum field {field.full_name} has no enum type")
         values = field.enum_type.values
         return values[min(1, len(values) - 1)].number
     if field.type in (F.TYPE_INT64, F.TYPE_UINT64):
@@ -84,6 +93,8 @@ def _typical(field: FieldDescriptor, index: int) -> Any:
 
 
 def _map_entries(field: FieldDescriptor) -> dict[str, Any]:
+    if field.message_type is None:
+        raise ValueError(f"map field {field.full_name} has no entry type")
     value_field = field.message_type.fields_by_name["value"]
     if value_field.type == F.TYPE_DOUBLE:
         return {"rsi": 54.5, "macd": -0.125, "volume_ratio": 1.75, "bollinger_upper": 190.0}

@@ -67,8 +67,8 @@ def test_codec_markdown_and_goals(bench_bin: Path) -> None:
         {"case": "tradewire Python↔Python", "rate": 0.0, "client": "py", "p50_us": 120.0,
          "p99_us": 400.0, "p999_us": 500.0, "ratio_p50": 1.2, "ratio_p99": 2.0},
     ]  # fmt: skip
-    report = {"machine": "m", "date": "d", "samples": 1, "rtt": {"ipc": rtt}, "throughput": [],
-              "codec": codec, "kill_switch": []}  # fmt: skip
+    report: dict[str, Any] = {"machine": "m", "date": "d", "samples": 1, "rtt": {"ipc": rtt},
+                              "throughput": [], "codec": codec, "kill_switch": []}  # fmt: skip
     report["goals"] = rt.goals(report)
     met = {g["goal"]: g["met"] for g in report["goals"]}
     assert met == {

@@ -135,7 +135,8 @@ def test_bad_environment_names_the_variable(
 
 
 def normalized(data: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(data, sort_keys=True))
+    copy: dict[str, Any] = json.loads(json.dumps(data, sort_keys=True))
+    return copy
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
+import onnxruntime as ort  # type: ignore[import-untyped]  # ships no stubs or py.typed
 import pytest
 
 from tradewire import features as tf
@@ -54,8 +54,8 @@ def bridge() -> Path:
 
 def realistic_rows(rng: np.random.Generator, n: int) -> np.ndarray[Any, np.dtype[np.float32]]:
     """Random rows on the features' scales (rsi ~ 50 +- 20, macd ~ 1e-3, ...)."""
-    scale = np.array([20, 1e-3, 0.3, 0.01, 0.02, 1, 0.01])
-    centre = np.array([50, 0, 0.5, 0, 0, 1, 0])
+    scale = np.array([20, 1e-3, 0.3, 0.01, 0.02, 1, 0.01], dtype=np.float64)
+    centre = np.array([50, 0, 0.5, 0, 0, 1, 0], dtype=np.float64)
     return (rng.normal(size=(n, 7)) * scale + centre).astype(np.float32)
 
 

@@ -1,7 +1,8 @@
 """Persistence: migrations, idempotent writes, TradingDatabase and average-cost P&L.
 
 Every database test runs against SQLite and PostgreSQL (TRADEWIRE_TEST_POSTGRES_URL, which
-.ci/run sets; without it the PostgreSQL cases skip locally and fail in CI). The `db_url`
+`make test` sets through .ci/with-postgres; a bare `pytest` without it skips the PostgreSQL
+cases, and fails them when CI=true). The `db_url`
 fixture is imported by test_recorder.py and test_report.py.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 
 import pytest
@@ -35,8 +36,8 @@ def postgres_base_url() -> str:
     url = os.environ.get(PG_ENV)
     if not url:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {PG_ENV} is not set: .ci/run must start PostgreSQL")
-        pytest.skip(f"{PG_ENV} not set: no PostgreSQL server to test against")
+            pytest.fail(f"CI=true but {PG_ENV} is not set: run the tests through `make test`")
+        pytest.skip(f"{PG_ENV} not set: no PostgreSQL server (`make test` starts one)")
     return url
 
 
@@ -73,7 +74,7 @@ def received(message: Order | Position, publisher_id: int, seq: int,
     return Received(message, env)
 
 
-def feed(recorder: Recorder, messages: list[Order | Position], orders_pid: int = 0xA1,
+def feed(recorder: Recorder, messages: Sequence[Order | Position], orders_pid: int = 0xA1,
          positions_pid: int = 0xB2) -> None:  # fmt: skip
     """Number the messages per channel as a publisher would and ingest them."""
     seqs = {Order: 0, Position: 0}
@@ -86,8 +87,8 @@ def feed(recorder: Recorder, messages: list[Order | Position], orders_pid: int =
     recorder.sync()
 
 
-def fill(order_id: str, symbol: str, side: int, qty: float, price: float, ts_us: int,
-         status: int = Order.FILLED) -> Order:  # fmt: skip
+def fill(order_id: str, symbol: str, side: Order.OrderSide, qty: float, price: float, ts_us: int,
+         status: Order.OrderStatus = Order.FILLED) -> Order:  # fmt: skip
     return Order(
         order_id=order_id,
         symbol=symbol,
@@ -97,7 +98,7 @@ def fill(order_id: str, symbol: str, side: int, qty: float, price: float, ts_us:
         type=Order.LIMIT,
         status=status,
         timestamp_us=ts_us,
-    )  # type: ignore[arg-type]
+    )
 
 
 # -- average cost -----------------------------------------------------------------------------
@@ -361,7 +362,10 @@ def test_daily_pnl_by_average_cost(db_url: str) -> None:
         assert list(db.calculate_daily_pnl(date(2025, 11, 27)).columns) == list(day1.columns)
         # the engine's own realized P&L (positions channel) agrees
         positions = db.get_positions().set_index("symbol")
-        assert positions.loc["AAPL", "realized_pnl"] == day2.loc["AAPL", "realized_pnl"]
+        engine_pnl = positions.loc["AAPL", "realized_pnl"]
+        fills_pnl = day2.loc["AAPL", "realized_pnl"]
+        assert isinstance(engine_pnl, float) and isinstance(fills_pnl, float)
+        assert engine_pnl == fills_pnl
     finally:
         engine.dispose()
 
@@ -377,6 +381,7 @@ def test_synthetic_engine_realized_pnl_matches_recorded_fills(db_url: str) -> No
         positions = db.get_positions().set_index("symbol")
         assert len(positions) == 5
         for symbol, row in positions.iterrows():
+            assert isinstance(symbol, str)
             assert daily.loc[symbol, "realized_pnl"] == pytest.approx(row["realized_pnl"])
             assert daily.loc[symbol, "position"] == pytest.approx(row["quantity"])
         curve = db.realized_pnl_curve()

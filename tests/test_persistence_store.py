@@ -4,17 +4,31 @@ size, timestamps pre-formatted as SQLAlchemy's text, and the load generator's po
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import TypeVar
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from google.protobuf.message import Message
 from test_persistence import DAY1_US, db_url, feed, fill  # noqa: F401  (db_url: fixture)
 
 from tradewire.messages import Order, Position
 from tradewire.persistence import TradingDatabase, open_engine, schema, store
 from tradewire.persistence.recorder import Recorder, utc_of_us, utc_text_of_us
 from tradewire.persistence.simulate import SyntheticEngine, cycle_pool
+
+M = TypeVar("M", bound=Message)
+
+
+def each_of(kind: type[M], messages: Iterable[Message]) -> Iterator[M]:
+    """`messages` one at a time, each checked to be a `kind` (lazily: cycle_pool changes
+    its messages in place once the next is asked for)."""
+    for message in messages:
+        if not isinstance(message, kind):
+            raise TypeError(f"expected {kind.__name__}, got {type(message).__name__}")
+        yield message
 
 
 @pytest.mark.parametrize(
@@ -84,14 +98,14 @@ def test_cycle_pool_moves_ids_and_time_on() -> None:
     positions = [m for m in messages if isinstance(m, Position)]
     step = orders[1].timestamp_us - orders[0].timestamp_us
     first_id = orders[0].order_id  # cycle_pool changes the messages in place
-    seen = [(m.order_id, m.status, m.timestamp_us) for m in itertools.islice(
-        cycle_pool(orders), 3 * len(orders))]  # fmt: skip
+    seen = [(m.order_id, m.status, m.timestamp_us) for m in each_of(Order, itertools.islice(
+        cycle_pool(orders), 3 * len(orders)))]  # fmt: skip
     stamps = [ts for _, _, ts in seen]
     assert stamps == sorted(stamps) and len(set(stamps)) == len(stamps)
     assert len({(oid, status) for oid, status, _ in seen}) == len(seen)  # one row per change
     assert seen[len(orders)][0] == first_id + "-1" and seen[0][0] == first_id
     assert seen[len(orders)][2] - seen[len(orders) - 1][2] >= step
-    times = [m.last_updated_us for m in itertools.islice(cycle_pool(positions),
-                                                          2 * len(positions))]  # fmt: skip
+    times = [m.last_updated_us for m in each_of(Position, itertools.islice(
+        cycle_pool(positions), 2 * len(positions)))]  # fmt: skip
     assert times == sorted(times) and len(set(times)) == len(times)
     assert datetime(2025, 11, 25) <= utc_of_us(times[-1])

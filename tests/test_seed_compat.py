@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from grpc_tools import protoc
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from grpc_tools import protoc  # type: ignore[import-untyped]  # ships no stubs or py.typed
 
 from tradewire._gen import registry
 
@@ -69,16 +69,20 @@ def test_seed_fields_and_enums_are_unchanged(tmp_path: Path, name: str) -> None:
 def test_seed_payloads_decode_as_tradewire_and_back(tmp_path: Path) -> None:
     pool = _seed_pool(tmp_path)
     seed_order = message_factory.GetMessageClass(pool.FindMessageTypeByName("trading.Order"))
-    original = seed_order(
-        order_id="o-1",
-        symbol="AAPL",
-        side=1,
-        quantity=5,
-        price=9.5,
-        type=1,
-        status=5,
-        timestamp_us=-3,
-        rejection_reason="risk",
+    # GetMessageClass is typed as returning bare Message (no field keywords): fill it by name.
+    original = json_format.ParseDict(
+        {
+            "order_id": "o-1",
+            "symbol": "AAPL",
+            "side": 1,
+            "quantity": 5,
+            "price": 9.5,
+            "type": 1,
+            "status": 5,
+            "timestamp_us": -3,
+            "rejection_reason": "risk",
+        },
+        seed_order(),
     )
     ours = next(t.cls for t in registry.MESSAGE_TYPES if t.cls.DESCRIPTOR.name == "Order")
     decoded = ours.FromString(original.SerializeToString())

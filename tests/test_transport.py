@@ -171,7 +171,7 @@ def test_subscribe_times_out_with_a_clear_error(endpoint: str) -> None:
 
 def test_malformed_frames_are_counted_and_the_subscriber_keeps_running(endpoint: str) -> None:
     """A hand-rolled publisher: answers the handshake, then sends garbage and one good frame."""
-    raw = zmq.Context.instance().socket(zmq.XPUB)
+    raw: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.XPUB)
     raw.bind(endpoint)
     result: list[MarketDataSubscriber] = []
     opener = threading.Thread(target=lambda: result.append(MarketDataSubscriber(endpoint)))
@@ -423,7 +423,7 @@ def test_close_is_bounded_when_the_peer_is_gone(endpoint: str, kind: str, linger
     import subprocess
     import sys
 
-    stuck = None
+    stuck: zmq.Socket[bytes] | None = None
     child = subprocess.Popen(
         [sys.executable, "-c", CLOSE_CHILD, kind, endpoint, str(linger_ms)],
         stdout=subprocess.PIPE,
@@ -520,7 +520,7 @@ def test_wait_for_subscribers_returns_once_the_handshakes_are_done(endpoint: str
 def test_wait_for_subscription_sees_a_plain_subscriber(endpoint: str) -> None:
     """A subscriber reconnecting after a publisher restart resends its subscriptions but
     does no handshake: wait_for_subscription sees it, wait_for_subscribers does not."""
-    raw = zmq.Context.instance().socket(zmq.SUB)
+    raw: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.SUB)
     try:
         with MarketDataPublisher(endpoint) as pub:
             assert pub.wait_for_subscription(timeout=0.05) is False
@@ -634,7 +634,7 @@ def test_replay_timeout_fires_while_live_data_keeps_flowing(endpoint: str) -> No
     """A publisher that never answers replay requests queues a backlog that takes the
     subscriber longer than replay_timeout to read: the gap is given up once, and everything
     after it is delivered in order (held meanwhile, none dropped)."""
-    raw = zmq.Context.instance().socket(zmq.XPUB)
+    raw: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.XPUB)
     raw.sndhwm = 0
     raw.bind(endpoint)
     result: list[MarketDataSubscriber] = []

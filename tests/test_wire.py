@@ -6,6 +6,7 @@ import contextlib
 import json
 import struct
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 from hypothesis import given
@@ -19,6 +20,23 @@ VECTORS = Path(__file__).resolve().parents[1] / "conformance" / "vectors"
 ENVELOPE = json.loads((VECTORS / "envelope.json").read_text())
 
 
+class ValidEnvelopeCase(TypedDict):
+    """One `valid` entry of envelope.json: 64-bit fields are decimal or hex strings."""
+
+    name: str
+    frame_hex: str
+    channel: str
+    key: str
+    flags: int
+    type_id: int
+    fingerprint: str
+    publisher_id: str
+    seq: str
+    key_seq: str
+    send_ts_ns: str
+    payload_hex: str
+
+
 def decode_fully(frame: bytes) -> object:
     """Envelope, then type, then payload: the order every receiver checks in."""
     env = wire.decode_frame(frame)
@@ -26,7 +44,7 @@ def decode_fully(frame: bytes) -> object:
 
 
 @pytest.mark.parametrize("case", ENVELOPE["valid"], ids=lambda c: c["name"])
-def test_valid_envelope_vectors_decode_and_reencode(case: dict[str, str]) -> None:
+def test_valid_envelope_vectors_decode_and_reencode(case: ValidEnvelopeCase) -> None:
     frame = bytes.fromhex(case["frame_hex"])
     env = wire.decode_frame(frame)
     assert (env.channel, env.key, env.flags, env.type_id) == (
@@ -36,8 +54,11 @@ def test_valid_envelope_vectors_decode_and_reencode(case: dict[str, str]) -> Non
         case["type_id"],
     )
     assert env.fingerprint == int(case["fingerprint"], 16)
-    assert (env.publisher_id, env.seq, env.key_seq, env.send_ts_ns) == tuple(
-        int(case[k]) for k in ("publisher_id", "seq", "key_seq", "send_ts_ns")
+    assert (env.publisher_id, env.seq, env.key_seq, env.send_ts_ns) == (
+        int(case["publisher_id"]),
+        int(case["seq"]),
+        int(case["key_seq"]),
+        int(case["send_ts_ns"]),
     )
     assert env.payload == bytes.fromhex(case["payload_hex"])
     assert env.encode() == frame

@@ -102,7 +102,11 @@ def main() -> int:
     life.ready()
 
     in_ep = cfg.endpoints.market_data
-    sub = subscribe(lambda: MarketDataSubscriber(in_ep, subscribe_timeout=0.5), life.stop)
+    # backfill: a publisher's stream is taken from its seq 1 (the start comes from its ring),
+    # so ticks published before this subscription completed are not silently skipped.
+    sub = subscribe(
+        lambda: MarketDataSubscriber(in_ep, subscribe_timeout=0.5, backfill=True), life.stop
+    )
     if sub is not None:
         log(NAME, f"subscribed to {in_ep}")
     states: dict[str, Any] = {}

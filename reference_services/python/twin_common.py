@@ -591,12 +591,12 @@ class Engine:
             return CommandAck.APPLIED, ""
         if cmd.type == StrategyCommand.KILL_SWITCH:
             self.kill = True
-            k = len(self.open)
+            cancelled = len(self.open)
             for order in self.open:
                 order.status = Order.CANCELLED
                 out.append(order)
             self.open.clear()
-            return CommandAck.APPLIED, f"kill switch engaged; {k} open orders cancelled"
+            return CommandAck.APPLIED, f"kill switch engaged; {cancelled} open orders cancelled"
         return CommandAck.REJECTED, f"unknown command type {cmd.type}"
 
 

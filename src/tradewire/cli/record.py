@@ -12,6 +12,12 @@ from typing import Any
 
 
 def _run(args: argparse.Namespace) -> int:
+    # A stop request that arrives while the database libraries import (seconds on a loaded
+    # machine) must end the recording cleanly, not kill the process.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
     from tradewire.persistence import open_engine
     from tradewire.persistence.recorder import Recorder
     from tradewire.transport import SubscribeTimeout
@@ -22,9 +28,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.nice:
         os.nice(args.nice)
     engine = open_engine(args.db)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         recorder = Recorder(
             engine, orders=args.orders, positions=args.positions,
