@@ -122,7 +122,9 @@ def main() -> int:
         ),
         pump(
             "market_data",
-            lambda: MarketDataSubscriber(ep.market_data, snapshot=True, subscribe_timeout=0.5),
+            # every quote the publisher still holds, from its seq 1: a signal is matched with
+            # the quote of its own tick (SPEC 5.1), which a later subscription would miss
+            lambda: MarketDataSubscriber(ep.market_data, backfill=True, subscribe_timeout=0.5),
             "quote",
             events,
             life.stop,
