@@ -376,11 +376,22 @@ def test_curve_command_server_rejects_unknown_keys_and_logs_it(
             plain.send(
                 StrategyCommand(type=StrategyCommand.KILL_SWITCH, command_id="p"), timeout=1.0
             )
+        wrong_server = CurveClient(friend, CurveKeyPair.generate().public)
+        with CommandsClient(endpoint, curve=wrong_server) as lost, pytest.raises(CommandTimeout):
+            lost.send(
+                StrategyCommand(type=StrategyCommand.KILL_SWITCH, command_id="w"), timeout=1.0
+            )
         stop.set()
         thread.join(5)
+        refused = server.curve_refusals()
     assert ack.outcome == CommandAck.APPLIED
     assert applied == ["f"]
     assert f"rejected CURVE client {stranger.public.decode()}" in caplog.text
+    # every refusal is counted by kind (a refused client may try its handshake again)
+    assert set(refused) == {"unknown_client", "no_curve", "bad_server_key"}, refused
+    assert all(n >= 1 for n in refused.values()), refused
+    assert "rejected a client without CURVE" in caplog.text
+    assert "wrong server key" in caplog.text
 
 
 CLOSE_CHILD = """

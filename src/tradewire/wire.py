@@ -35,6 +35,12 @@ _U64_MAX = (1 << 64) - 1
 M = TypeVar("M", bound=Message)
 
 
+def max_frame_size(max_payload: int = DEFAULT_MAX_PAYLOAD) -> int:
+    """The largest frame that can be valid with payloads up to `max_payload` bytes: the
+    longest topic, the header and the payload (receivers set it as ZMQ_MAXMSGSIZE)."""
+    return MAX_TOPIC + HEADER_SIZE + max_payload
+
+
 class WireError(ValueError):
     """A frame that is not valid tradewire. `kind` is the WIRE.md error name."""
 

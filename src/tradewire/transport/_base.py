@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,12 +19,26 @@ M = TypeVar("M", bound=Message)
 
 DEFAULT_LINGER_MS = 500
 DEFAULT_HWM = 100_000
+# Frames a publisher's control socket queues per peer before it stops sending to that peer.
+DEFAULT_CONTROL_SNDHWM = 1_000
+# Replay or snapshot answers a publisher sends at once; further requests wait their turn.
+DEFAULT_MAX_ACTIVE_REPLAYS = 4
+# Requests one peer may have waiting; more are refused and counted.
+DEFAULT_MAX_QUEUED_REPLAYS = 64
+# An answer whose peer takes nothing for this long is abandoned and counted.
+DEFAULT_CONTROL_SEND_TIMEOUT = 2.0
+DEFAULT_WARN_INTERVAL = 1.0
 
 
 @dataclass
 class Stats:
     """Counters every endpoint keeps; nothing is dropped without being counted here.
 
+    `rejected`: frames refused, by WIRE.md kind (section 2) or transport kind (section 8).
+    `ignored` (subscribers): valid frames of another known type, channel or key.
+    `curve_refused` (CURVE servers): handshakes refused, by kind (section 8).
+    `replays_refused` / `control_send_failed` (publishers): control requests over the
+    per-peer queue bound, and answers abandoned because their peer took nothing in time.
     `handshakes` / `subscriptions` (publishers): subscription handshakes answered and other
     subscription notices seen on the XPUB. `events_dropped` (subscribers): events evicted
     from the bounded `events` deque before anyone read them (`on_event` still saw them).
@@ -32,6 +47,10 @@ class Stats:
     sent: int = 0
     received: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    ignored: int = 0
+    curve_refused: Counter[str] = field(default_factory=Counter)
+    replays_refused: int = 0
+    control_send_failed: int = 0
     gaps: int = 0
     missed: int = 0
     recovered: int = 0
@@ -49,6 +68,7 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
         out["rejected"] = dict(self.rejected)
+        out["curve_refused"] = dict(self.curve_refused)
         return out
 
 
@@ -117,6 +137,37 @@ def resolve_channel(owner: object, channel: Channel[Any] | None, pattern: Patter
     return resolved
 
 
+class WarnLimiter:
+    """Bad-input warnings of one socket: at most one log line per `interval` seconds,
+    carrying the counts by kind since the previous line (a flood writes one line a second)."""
+
+    def __init__(self, logger: logging.Logger, what: str, interval: float) -> None:
+        self._log = logger
+        self._what = what
+        self._interval = interval
+        self._pending: Counter[str] = Counter()
+        self._last_detail = ""
+        self._next_at = 0.0
+
+    def warn(self, kind: str, detail: str) -> None:
+        self._pending[kind] += 1
+        self._last_detail = detail
+        now = time.monotonic()
+        if now >= self._next_at:
+            self._emit(now)
+
+    def flush(self) -> None:
+        """Log what was counted since the last line, if anything."""
+        if self._pending:
+            self._emit(time.monotonic())
+
+    def _emit(self, now: float) -> None:
+        counts = ", ".join(f"{kind}={n}" for kind, n in sorted(self._pending.items()))
+        self._log.warning("%s: %s (last: %s)", self._what, counts, self._last_detail)
+        self._pending.clear()
+        self._next_at = now + self._interval
+
+
 class Endpoint:
     """Owns a ZMQ context reference and closes sockets within `linger_ms`."""
 
@@ -128,9 +179,14 @@ class Endpoint:
         self._linger_ms = linger_ms
         self._sockets: list[zmq.Socket[bytes]] = []
 
-    def _socket_of(self, kind: int) -> zmq.Socket[bytes]:
+    def _socket_of(self, kind: int, max_payload: int | None = None) -> zmq.Socket[bytes]:
+        """A socket of this endpoint; with `max_payload`, libzmq drops (and disconnects)
+        any incoming frame that cannot be a tradewire frame within that payload limit
+        before buffering it."""
         sock: zmq.Socket[bytes] = self._context.socket(kind)
         sock.setsockopt(zmq.LINGER, self._linger_ms)
+        if max_payload is not None:
+            sock.setsockopt(zmq.MAXMSGSIZE, wire.max_frame_size(max_payload))
         self._sockets.append(sock)
         return sock
 

@@ -17,7 +17,14 @@ from google.protobuf.message import Message
 
 from tradewire import wire
 from tradewire.catalog import Channel, Pattern
-from tradewire.transport._base import DEFAULT_LINGER_MS, Endpoint, now_ns, resolve_channel
+from tradewire.transport._base import (
+    DEFAULT_LINGER_MS,
+    DEFAULT_WARN_INTERVAL,
+    Endpoint,
+    WarnLimiter,
+    now_ns,
+    resolve_channel,
+)
 from tradewire.transport.security import CurveClient, CurveServer, secure_client, secure_server
 
 log = logging.getLogger("tradewire.transport")
@@ -42,10 +49,17 @@ class CommandClient(Endpoint, Generic[Req, Rep]):
         context: zmq.Context[Any] | None = None,
         curve: CurveClient | None = None,
         linger_ms: int = DEFAULT_LINGER_MS,
+        max_payload: int = wire.DEFAULT_MAX_PAYLOAD,
+        warn_interval: float = DEFAULT_WARN_INTERVAL,
     ) -> None:
+        """Replies over `max_payload` bytes are rejected (libzmq drops the connection of a
+        peer sending a frame too large to be valid); rejected replies are logged at most
+        once per `warn_interval` seconds, with counts by kind."""
         super().__init__(context, linger_ms)
         self.channel: Channel[Req] = resolve_channel(self, channel, Pattern.COMMAND)
-        self._socket = self._socket_of(zmq.DEALER)
+        self._max_payload = max_payload
+        self._warn = WarnLimiter(log, f"rejected replies on {self.channel.name}", warn_interval)
+        self._socket = self._socket_of(zmq.DEALER, max_payload)
         if curve is not None:
             secure_client(self._socket, curve)
         reply = self.channel.reply
@@ -139,12 +153,16 @@ class CommandClient(Endpoint, Generic[Req, Rep]):
             f"no ack for command {command_id} on {self.channel.name!r} within {timeout}s"
         )
 
+    def close(self) -> None:
+        self._warn.flush()
+        super().close()
+
     def _accept(self, frame: bytes, command_id: str) -> Rep | None:
         try:
-            ack = wire.parse_payload(wire.decode_frame(frame), self._reply_cls)
+            ack = wire.parse_payload(wire.decode_frame(frame, self._max_payload), self._reply_cls)
         except wire.WireError as exc:
             self.stats.rejected[exc.kind] += 1
-            log.warning("rejected reply on %s: %s: %s", self.channel.name, exc.kind, exc)
+            self._warn.warn(exc.kind, str(exc))
             return None
         self.stats.received += 1
         if ack.command_id != command_id:  # type: ignore[attr-defined]
@@ -166,7 +184,13 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
         dedupe_window: int = 10_000,
         curve: CurveServer | None = None,
         linger_ms: int = DEFAULT_LINGER_MS,
+        max_payload: int = wire.DEFAULT_MAX_PAYLOAD,
+        warn_interval: float = DEFAULT_WARN_INTERVAL,
     ) -> None:
+        """Commands over `max_payload` bytes are rejected (libzmq drops the connection of a
+        peer sending a frame too large to be valid, before buffering it). Rejected frames
+        and refused CURVE handshakes are counted by kind (`stats.rejected`,
+        `stats.curve_refused`) and logged at most once per `warn_interval` seconds each."""
         if curve is not None and context is None:
             context = zmq.Context()  # its own ZAP handler: one authenticator per context
             self._own_context: zmq.Context[Any] | None = context
@@ -174,8 +198,12 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
             self._own_context = None
         super().__init__(context, linger_ms)
         self.channel: Channel[Req] = resolve_channel(self, channel, Pattern.COMMAND)
-        self._socket = self._socket_of(zmq.ROUTER)
+        self._max_payload = max_payload
+        self._warn = WarnLimiter(log, f"rejected commands on {self.channel.name}", warn_interval)
+        self._curve_warn = WarnLimiter(log, f"refused CURVE clients at {endpoint}", warn_interval)
+        self._socket = self._socket_of(zmq.ROUTER, max_payload)
         self._auth = secure_server(self._socket, curve, endpoint) if curve is not None else None
+        self._both = self._poller()
         self._handler = handler
         try:
             self._socket.bind(endpoint)
@@ -189,10 +217,13 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
         self._window = dedupe_window
 
     def close(self) -> None:
-        super().close()
         if self._auth is not None:
+            self._check_curve()
             self._auth.stop()
             self._auth = None
+        self._warn.flush()
+        self._curve_warn.flush()
+        super().close()
         if self._own_context is not None:
             self._own_context.term()
             self._own_context = None
@@ -200,18 +231,23 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
     def serve_once(self, timeout: float | None = None) -> bool:
         """Handle at most one command; False when none arrived within `timeout`."""
         wait_ms = -1 if timeout is None else int(timeout * 1000)
-        if not self._socket.poll(wait_ms, zmq.POLLIN):
-            return False
+        if self._auth is None:
+            if not self._socket.poll(wait_ms, zmq.POLLIN):
+                return False
+        else:
+            ready = dict(self._both.poll(wait_ms))
+            self._check_curve()
+            if self._socket not in ready:
+                return False
         parts = self._socket.recv_multipart()
         if len(parts) != 2:
-            self.stats.rejected["bad_framing"] += 1
+            self._reject("bad_framing", f"{len(parts)} frames, expected identity + 1")
             return True
         identity, frame = parts
         try:
-            command = wire.parse_payload(wire.decode_frame(frame), self._cls)
+            command = wire.parse_payload(wire.decode_frame(frame, self._max_payload), self._cls)
         except wire.WireError as exc:
-            self.stats.rejected[exc.kind] += 1
-            log.warning("rejected command on %s: %s: %s", self.channel.name, exc.kind, exc)
+            self._reject(exc.kind, str(exc))
             return True
         self.stats.received += 1
         ack = self._ack_for(command)
@@ -221,6 +257,31 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
         self._socket.send_multipart([identity, reply])
         self.stats.sent += 1
         return True
+
+    def _reject(self, kind: str, detail: str) -> None:
+        self.stats.rejected[kind] += 1
+        self._warn.warn(kind, detail)
+
+    def _poller(self) -> zmq.Poller:
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        if self._auth is not None:
+            poller.register(self._auth.monitor, zmq.POLLIN)
+        return poller
+
+    def _check_curve(self) -> None:
+        """Counts and logs the CURVE handshakes refused since the last look."""
+        if self._auth is not None:
+            self._auth.drain(self._refused)
+
+    def _refused(self, kind: str, detail: str) -> None:
+        self.stats.curve_refused[kind] += 1
+        self._curve_warn.warn(kind, detail)
+
+    def curve_refusals(self) -> dict[str, int]:
+        """Refused CURVE handshakes by kind, up to now (reads the monitor first)."""
+        self._check_curve()
+        return dict(self.stats.curve_refused)
 
     def serve(self, until: Callable[[], bool], poll_interval: float = 0.05) -> None:
         """Serve until `until()` is true (checked every `poll_interval` seconds)."""

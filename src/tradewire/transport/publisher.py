@@ -6,6 +6,9 @@ import logging
 import secrets
 import threading
 import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, Generic
 
 import zmq
@@ -15,10 +18,16 @@ from tradewire._gen import registry
 from tradewire.catalog import Channel, Pattern
 from tradewire.transport import _native
 from tradewire.transport._base import (
+    DEFAULT_CONTROL_SEND_TIMEOUT,
+    DEFAULT_CONTROL_SNDHWM,
     DEFAULT_HWM,
     DEFAULT_LINGER_MS,
+    DEFAULT_MAX_ACTIVE_REPLAYS,
+    DEFAULT_MAX_QUEUED_REPLAYS,
+    DEFAULT_WARN_INTERVAL,
     Endpoint,
     M,
+    WarnLimiter,
     control_endpoint,
     now_ns,
     resolve_channel,
@@ -30,6 +39,21 @@ SYNC_PREFIX = "~sync~"
 _HB = registry.HEARTBEAT_TYPE
 _REPLAY_END = registry.REPLAY_END_TYPE
 _SNAPSHOT_END = registry.SNAPSHOT_END_TYPE
+_SEND_BATCH = 256  # frames one answer sends per turn of the control loop
+_SCAN_CHUNK = 4096  # ring slots a replay looks at per hold of the lock
+_MAX_QUEUED_TOTAL = 4096  # requests waiting, all peers together
+
+
+@dataclass(eq=False)
+class _Answer:
+    """The reply frames to one control request, produced lazily (a replay reads the ring
+    as it goes) and sent as far as the peer's queue allows."""
+
+    identity: bytes
+    frames: Iterator[bytes]
+    pending: bytes | None = None
+    stalled_since: float | None = None
+    done: bool = field(default=False)
 
 
 class Publisher(Endpoint, Generic[M]):
@@ -47,7 +71,19 @@ class Publisher(Endpoint, Generic[M]):
         heartbeat_interval: float = 1.0,
         sndhwm: int = DEFAULT_HWM,
         linger_ms: int = DEFAULT_LINGER_MS,
+        max_payload: int = wire.DEFAULT_MAX_PAYLOAD,
+        control_sndhwm: int = DEFAULT_CONTROL_SNDHWM,
+        max_active_replays: int = DEFAULT_MAX_ACTIVE_REPLAYS,
+        max_queued_replays: int = DEFAULT_MAX_QUEUED_REPLAYS,
+        control_send_timeout: float = DEFAULT_CONTROL_SEND_TIMEOUT,
+        warn_interval: float = DEFAULT_WARN_INTERVAL,
     ) -> None:
+        """The control socket answers at most `max_active_replays` replay or snapshot
+        requests at once (one per peer), reading the ring as it sends; it queues at most
+        `control_sndhwm` frames per peer and `max_queued_replays` waiting requests per peer
+        (more are refused: `stats.replays_refused`). An answer whose peer takes nothing for
+        `control_send_timeout` seconds is abandoned (`stats.control_send_failed`). Control
+        requests over `max_payload` bytes are dropped by libzmq with the peer's connection."""
         super().__init__(context, linger_ms)
         self.channel: Channel[M] = resolve_channel(self, channel, Pattern.PUB_SUB)
         self.publisher_id = secrets.randbits(64) | 1
@@ -73,8 +109,19 @@ class Publisher(Endpoint, Generic[M]):
         if endpoint.startswith("tcp://"):  # ZMTP heartbeats: drop dead peers, let them rejoin
             self._data.setsockopt(zmq.HEARTBEAT_IVL, 1000)
             self._data.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
-        self._control = self._socket_of(zmq.ROUTER)
-        self._control.setsockopt(zmq.SNDHWM, 0)  # replies are bounded by the ring; never drop
+        self._control = self._socket_of(zmq.ROUTER, max_payload)
+        self._control.setsockopt(zmq.SNDHWM, max(1, control_sndhwm))
+        self._control.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full peer queue: EAGAIN, no drop
+        self._max_payload = max_payload
+        self._max_active = max(1, max_active_replays)
+        self._max_queued = max(1, max_queued_replays)
+        self._send_timeout = control_send_timeout
+        self._waiting: deque[_Answer] = deque()
+        self._active: list[_Answer] = []
+        self._per_peer: dict[bytes, int] = {}  # requests waiting or active, per peer
+        self._warn = WarnLimiter(
+            log, f"rejected control requests on {self.channel.name}", warn_interval
+        )
         try:
             self._data.bind(endpoint)
             self._control.bind(self.control_endpoint)
@@ -137,6 +184,7 @@ class Publisher(Endpoint, Generic[M]):
         self._stop.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=2.0)
+        self._warn.flush()
         super().close()
 
     # -- control thread ----------------------------------------------------------------
@@ -144,11 +192,18 @@ class Publisher(Endpoint, Generic[M]):
     def _serve(self) -> None:
         poller = zmq.Poller()
         poller.register(self._control, zmq.POLLIN)
+        busy = False
         while not self._stop.is_set():
             try:
-                ready = dict(poller.poll(5))
+                ready = dict(poller.poll(0 if busy else 5))
                 if self._control in ready:
-                    self._answer(self._control.recv_multipart())
+                    for _ in range(64):
+                        try:
+                            parts = self._control.recv_multipart(zmq.NOBLOCK)
+                        except zmq.Again:
+                            break
+                        self._answer(parts)
+                busy = self._send_answers()
                 with self._lock:
                     self._drain_subscriptions()
                     self._maybe_heartbeat()
@@ -203,28 +258,90 @@ class Publisher(Endpoint, Generic[M]):
 
     def _answer(self, parts: list[bytes]) -> None:
         if len(parts) != 2:
-            self.stats.rejected["bad_framing"] += 1
+            self._reject("bad_framing", f"{len(parts)} frames, expected identity + 1")
             return
         identity, frame = parts
         try:
-            env = wire.decode_frame(frame)
+            env = wire.decode_frame(frame, self._max_payload)
             request: Any = wire.parse_payload(env)
         except wire.WireError as exc:
-            self.stats.rejected[exc.kind] += 1
-            log.warning("rejected control request on %s: %s", self.channel.name, exc)
+            self._reject(exc.kind, str(exc))
             return
         if isinstance(request, registry.REPLAY_REQUEST_TYPE.cls):
             replies = self._replay(request)
         elif isinstance(request, registry.SNAPSHOT_REQUEST_TYPE.cls):
-            replies = self._snapshot(request)
+            replies = iter(self._snapshot(request))
         else:
-            self.stats.rejected["unexpected_request"] += 1
+            self._reject("unexpected_request", f"a {type(request).__name__} is not a request")
             return
-        for reply in replies:
-            self._control.send_multipart([identity, reply])
+        queued = self._per_peer.get(identity, 0)
+        if queued >= self._max_queued or len(self._waiting) >= _MAX_QUEUED_TOTAL:
+            self.stats.replays_refused += 1
+            self._warn.warn("replays_refused", f"{queued} requests of one peer waiting")
+            return
+        self._per_peer[identity] = queued + 1
+        self._waiting.append(_Answer(identity, replies))
 
-    def _replay(self, req: Any) -> list[bytes]:
-        """Frames of the requested range still in the ring, then a ReplayEnd."""
+    def _reject(self, kind: str, detail: str) -> None:
+        self.stats.rejected[kind] += 1
+        self._warn.warn(kind, detail)
+
+    def _send_answers(self) -> bool:
+        """Moves every active answer on as far as its peer's queue allows, then starts
+        waiting ones in free slots (one per peer). True when some answer can go on now."""
+        busy = False
+        for answer in self._active:
+            busy = self._send_some(answer) or busy
+        if any(a.done for a in self._active):
+            for answer in (a for a in self._active if a.done):
+                left = self._per_peer.pop(answer.identity, 1) - 1
+                if left:
+                    self._per_peer[answer.identity] = left
+            self._active = [a for a in self._active if not a.done]
+        if self._waiting and len(self._active) < self._max_active:
+            serving = {a.identity for a in self._active}
+            for answer in list(self._waiting):
+                if len(self._active) >= self._max_active:
+                    break
+                if answer.identity not in serving:
+                    self._waiting.remove(answer)
+                    self._active.append(answer)
+                    serving.add(answer.identity)
+                    busy = True
+        return busy
+
+    def _send_some(self, answer: _Answer) -> bool:
+        """Sends up to a batch of `answer`'s frames; True when it may send more now."""
+        for _ in range(_SEND_BATCH):
+            if answer.pending is None:
+                answer.pending = next(answer.frames, None)
+                if answer.pending is None:
+                    answer.done = True
+                    return False
+            try:
+                self._control.send_multipart([answer.identity, answer.pending], zmq.NOBLOCK)
+            except zmq.Again:  # the peer's queue is full (it reads slowly or not at all)
+                now = time.monotonic()
+                if answer.stalled_since is None:
+                    answer.stalled_since = now
+                elif now - answer.stalled_since > self._send_timeout:
+                    self._abandon(answer, "its peer took nothing")
+                return False
+            except zmq.ZMQError as exc:  # EHOSTUNREACH: the peer is gone
+                self._abandon(answer, str(exc))
+                return False
+            answer.pending = None
+            answer.stalled_since = None
+        return True
+
+    def _abandon(self, answer: _Answer, why: str) -> None:
+        answer.done = True
+        self.stats.control_send_failed += 1
+        self._warn.warn("control_send_failed", f"answer abandoned: {why}")
+
+    def _replay(self, req: Any) -> Iterator[bytes]:
+        """Frames of the requested range still in the ring, then a ReplayEnd. The ring is
+        read as the frames go out; numbers overwritten meanwhile are reported lost."""
         self.stats.replay_requests += 1
         end = _REPLAY_END.cls(
             channel=req.channel,
@@ -233,36 +350,60 @@ class Publisher(Endpoint, Generic[M]):
             from_seq=req.from_seq,
             to_seq=req.to_seq,
         )
-        if req.publisher_id != self.publisher_id:
+        lost: list[tuple[int, int]] = []
+        sent = 0
+        if not 1 <= req.from_seq <= req.to_seq:
+            pass
+        elif req.publisher_id != self.publisher_id:
             end.unknown_publisher = True
-            held: list[bytes] = []
-            oldest: int | None = None
+            lost.append((req.from_seq, req.to_seq))
         else:
-            held, oldest = self._held(req.key, req.from_seq, req.to_seq)
-        out = [wire.with_flags(frame, wire.FLAG_REPLAY) for frame in held]
-        lost_to = req.to_seq if oldest is None else min(req.to_seq, oldest - 1)
-        if lost_to >= req.from_seq:
-            end.unrecoverable_from, end.unrecoverable_to = req.from_seq, lost_to
-        end.replayed = len(out)
-        self.stats.replayed += len(out)
-        return [*out, self._control_frame(_REPLAY_END, end)]
+            with self._lock:
+                newest = self._seq
+                upto = min(req.to_seq, self._key_seq.get(req.key, 0) if req.key else newest)
+            expected = req.from_seq
+            cursor: int | None = 1 if req.key else req.from_seq
+            while cursor is not None and cursor <= newest and expected <= upto:
+                chunk, cursor, expected, gaps = self._ring_chunk(
+                    req.key, cursor, min(newest, cursor + _SCAN_CHUNK - 1), expected, upto
+                )
+                lost += gaps
+                for frame in chunk:
+                    yield wire.with_flags(frame, wire.FLAG_REPLAY)
+                    sent += 1
+            if expected <= upto:
+                lost.append((expected, upto))
+        if lost:
+            end.unrecoverable_from, end.unrecoverable_to = lost[0][0], lost[-1][1]
+        end.replayed = sent
+        self.stats.replayed += sent
+        yield self._control_frame(_REPLAY_END, end)
 
-    def _held(self, key: str, first: int, last: int) -> tuple[list[bytes], int | None]:
-        """Frames numbered first..last still in the ring, and the oldest number held for
-        that stream (by key_seq of `key` when given, else by channel seq)."""
+    def _ring_chunk(
+        self, key: str, cursor: int, last: int, expected: int, upto: int
+    ) -> tuple[list[bytes], int | None, int, list[tuple[int, int]]]:
+        """The frames of `key` (by key_seq; by seq when keyless) numbered expected..upto
+        among channel seqs cursor..last still held; the next cursor (None: past `upto`),
+        the next number expected and the numbers skipped (lost)."""
+        frames: list[bytes] = []
+        gaps: list[tuple[int, int]] = []
         with self._lock:
-            newest = self._seq
-            oldest = max(1, newest - self._ring_size + 1) if newest else None
-            if not key:
-                if oldest is None:
-                    return [], None
-                numbers = range(max(first, oldest), min(last, newest) + 1)
-                slots = [self._ring[(n - 1) % self._ring_size] for n in numbers]
-                return [slot[2] for slot in slots if slot is not None], oldest
-            ring = [self._ring[(n - 1) % self._ring_size] for n in range(oldest or 1, newest + 1)]
-        numbered = [(ks, f) for k, ks, f in filter(None, ring) if k == key]
-        oldest_key = numbered[0][0] if numbered else None
-        return [f for ks, f in numbered if first <= ks <= last], oldest_key
+            cursor = max(cursor, self._seq - self._ring_size + 1)
+            while cursor <= last:
+                slot = self._ring[(cursor - 1) % self._ring_size]
+                cursor += 1
+                if slot is None or (key and slot[0] != key):
+                    continue
+                number = slot[1] if key else cursor - 1
+                if number < expected:
+                    continue
+                if number > upto:
+                    return frames, None, expected, gaps
+                if number > expected:
+                    gaps.append((expected, number - 1))
+                frames.append(slot[2])
+                expected = number + 1
+        return frames, cursor, expected, gaps
 
     def _snapshot(self, req: Any) -> list[bytes]:
         """The latest frame per requested key, then a SnapshotEnd with the channel seq."""

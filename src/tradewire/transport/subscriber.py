@@ -22,10 +22,12 @@ from tradewire.transport import _native
 from tradewire.transport._base import (
     DEFAULT_HWM,
     DEFAULT_LINGER_MS,
+    DEFAULT_WARN_INTERVAL,
     Endpoint,
     M,
     Received,
     TransportEvent,
+    WarnLimiter,
     control_endpoint,
     now_ns,
     resolve_channel,
@@ -34,7 +36,8 @@ from tradewire.transport.publisher import SYNC_PREFIX
 
 log = logging.getLogger("tradewire.transport")
 
-_SNAPSHOT_END_ID = registry.SNAPSHOT_END_TYPE.type_id
+_HEARTBEAT_ID = registry.HEARTBEAT_TYPE.type_id
+_REPLAY_END_ID = registry.REPLAY_END_TYPE.type_id
 _TIMER_CHECK_S = 0.01
 _new_received = tuple.__new__
 
@@ -83,9 +86,16 @@ class Subscriber(Endpoint, Generic[M]):
         backfill: bool = False,
         linger_ms: int = DEFAULT_LINGER_MS,
         max_events: int = 10_000,
+        max_payload: int = wire.DEFAULT_MAX_PAYLOAD,
+        warn_interval: float = DEFAULT_WARN_INTERVAL,
     ) -> None:
         """`events` keeps the last `max_events` events; older ones are evicted and counted
         in `stats.events_dropped` (`on_event` sees every event).
+
+        Frames with a payload over `max_payload` bytes are rejected (`oversized`); libzmq
+        drops the connection of a peer sending a frame too large to be valid before
+        buffering it. Rejected frames are logged at most once per `warn_interval` seconds,
+        with counts by kind.
 
         `resume_from` (publisher_id -> last seq already processed) and `backfill` (start
         a publisher not in it at seq 0) make the first messages come from the publisher's
@@ -104,6 +114,8 @@ class Subscriber(Endpoint, Generic[M]):
         self._fingerprint = self.channel.message.fingerprint
         self._type_id = self.channel.message.type_id
         self._strict = strict_schema
+        self._max_payload = max_payload
+        self._warn = WarnLimiter(log, f"rejected frames on {self.channel.name}", warn_interval)
         self._peer_timeout = peer_timeout
         self._replay_timeout = replay_timeout
         self._ready: deque[Received[M]] = deque()
@@ -113,13 +125,13 @@ class Subscriber(Endpoint, Generic[M]):
         self._peer_lost = False
         self._batched = _native.rust_codec() is not None
         self._timers_due = 0.0  # while data keeps flowing, timers are checked this often
-        self._sub = self._socket_of(zmq.SUB)
+        self._sub = self._socket_of(zmq.SUB, max_payload)
         self._sub.setsockopt(zmq.RCVHWM, rcvhwm)
         self._sub.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         if endpoint.startswith("tcp://"):
             self._sub.setsockopt(zmq.HEARTBEAT_IVL, 1000)
             self._sub.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(peer_timeout * 1000))
-        self._ctl = self._socket_of(zmq.DEALER)
+        self._ctl = self._socket_of(zmq.DEALER, max_payload)
         self._ctl.setsockopt(zmq.RCVHWM, 0)  # replay answers are bounded by the publisher's ring
         self._ctl.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         self._ctl.connect(control or control_endpoint(endpoint))
@@ -302,16 +314,20 @@ class Subscriber(Endpoint, Generic[M]):
         if self._peer_lost:
             self._mark_alive()
 
+    def close(self) -> None:
+        self._warn.flush()
+        super().close()
+
     def _envelope(self, frame: bytes) -> wire.Envelope | None:
         try:
-            return wire.decode_frame(frame)
+            return wire.decode_frame(frame, self._max_payload)
         except wire.WireError as exc:
             self._reject(exc)
             return None
 
     def _reject(self, exc: wire.WireError) -> None:
         self.stats.rejected[exc.kind] += 1
-        log.warning("rejected frame on %s: %s: %s", self.channel.name, exc.kind, exc)
+        self._warn.warn(exc.kind, str(exc))
 
     def _decode(self, env: wire.Envelope) -> Received[M] | None:
         """The channel's message (type id already checked), or None (counted) when the
@@ -347,6 +363,9 @@ class Subscriber(Endpoint, Generic[M]):
         """One received frame (its arrival already noted by `_alive`)."""
         env = self._envelope(item) if isinstance(item, bytes) else item
         if env is None:
+            return
+        if len(env.payload) > self._max_payload:  # decoded in Rust with the default limit
+            self._reject(wire.Oversized(f"payload of {len(env.payload)} bytes"))
             return
         if env.type_id != self._type_id:
             self._control(env)
@@ -396,7 +415,16 @@ class Subscriber(Endpoint, Generic[M]):
         stream.top = max(stream.top, number)
 
     def _control(self, env: wire.Envelope) -> None:
-        """Heartbeats (tail loss) and replay ends; other known types are ignored."""
+        """Heartbeats (tail loss) and replay ends; other known types are ignored (counted),
+        once their payload is known to be valid (else rejected like any bad frame)."""
+        if env.type_id not in (_HEARTBEAT_ID, _REPLAY_END_ID):
+            try:
+                wire.parse_payload(env)
+            except wire.WireError as exc:
+                self._reject(exc)
+                return
+            self.stats.ignored += 1
+            return
         hb = self._control_message(env, registry.HEARTBEAT_TYPE.cls)
         if hb is not None:
             if env.key.startswith(SYNC_PREFIX):
@@ -411,11 +439,6 @@ class Subscriber(Endpoint, Generic[M]):
         end = self._control_message(env, registry.REPLAY_END_TYPE.cls)
         if end is not None:
             self._replay_done(end)
-        elif env.type_id not in (_SNAPSHOT_END_ID,):
-            try:
-                wire.message_type(env.type_id)
-            except wire.UnknownType as exc:
-                self._reject(exc)
 
     def _tail(self, publisher_id: int, key: str, last_published: int) -> None:
         stream = self._streams.setdefault((publisher_id, key), _Stream(last=0))
