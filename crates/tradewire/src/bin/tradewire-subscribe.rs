@@ -12,7 +12,8 @@
 //! with `--json`). With `--json`, messages are `{"publisher_id": "<16 hex>", "seq", "key_seq", "key",
 //! "price", "flags"}` and events `{"event": "gap_detected", ...}` (the fields of the
 //! Python SDK's `TransportEvent.as_dict()`); a last line `{"summary": {...}}` gives the
-//! counters (`rejected_by_kind` splits `rejected` by WIRE.md error kind). Exits 0 after
+//! counters (`rejected_by_kind` splits `rejected` by WIRE.md error kind, `unknown_type`
+//! included; `ignored` counts valid frames of other types or keys). Exits 0 after
 //! `--count` messages (0 = until idle), 1 when the stream goes idle for
 //! `--idle-timeout-ms` first, 2 on bad usage or a failed connect.
 //! `--throttle-us` sleeps after each message (or after every `--throttle-every` N-th) to
@@ -219,13 +220,14 @@ fn main() -> ExitCode {
         "{{\"summary\":{{\"received\":{received},\"seconds\":{seconds:.6},\"gaps\":{},\
          \"missed\":{},\"recovered\":{},\"unrecoverable\":{},\"duplicates\":{},\
          \"rejected\":{rejected},\"rejected_by_kind\":{{{rejected_by_kind}}},\
-         \"heartbeats\":{},\"restarts\":{},\"peer_lost\":{},\
+         \"ignored\":{},\"heartbeats\":{},\"restarts\":{},\"peer_lost\":{},\
          \"complete\":{complete}}}}}",
         s.gaps,
         s.missed,
         s.recovered,
         s.unrecoverable,
         s.duplicates,
+        s.ignored,
         s.heartbeats,
         s.restarts,
         s.peer_lost,

@@ -1,6 +1,6 @@
 //! Acknowledged commands: DEALER client, ROUTER server (WIRE.md §7.5).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::catalog::{Channel, Pattern};
@@ -9,8 +9,8 @@ use crate::wire;
 
 use super::security::{secure_client, CurveClient, CurveServer, ZapHandler};
 use super::{
-    common_options, millis_i64, now_ns, now_us, random_hex, random_nonzero_u64, resolve_channel,
-    Result, TransportError, DEFAULT_LINGER,
+    common_options, max_frame_size, millis_i64, now_ns, now_us, random_hex, random_nonzero_u64,
+    resolve_channel, Result, TransportError, WarnLimiter, DEFAULT_LINGER, DEFAULT_WARN_INTERVAL,
 };
 
 /// Command client configuration.
@@ -26,6 +26,10 @@ pub struct CommandClientOptions {
     pub context: Option<super::Context>,
     /// CURVE: this client's key pair and the server's public key.
     pub curve: Option<CurveClient>,
+    /// Largest accepted reply payload; the socket's `ZMQ_MAXMSGSIZE` follows.
+    pub max_payload: usize,
+    /// Rejected replies are logged on stderr at most once per this interval.
+    pub warn_interval: Duration,
 }
 
 impl Default for CommandClientOptions {
@@ -36,6 +40,8 @@ impl Default for CommandClientOptions {
             linger: DEFAULT_LINGER,
             context: None,
             curve: None,
+            max_payload: wire::DEFAULT_MAX_PAYLOAD,
+            warn_interval: DEFAULT_WARN_INTERVAL,
         }
     }
 }
@@ -53,6 +59,8 @@ pub struct CommandClientStats {
     pub stale_acks: u64,
     /// Frames rejected (malformed or of another type).
     pub rejected: u64,
+    /// `rejected` by WIRE.md error kind.
+    pub rejected_by_kind: BTreeMap<&'static str, u64>,
     /// Commands that timed out.
     pub timeouts: u64,
 }
@@ -65,7 +73,9 @@ pub struct CommandClient {
     client_id: u64,
     seq: u64,
     retry_interval: Duration,
+    max_payload: usize,
     stats: CommandClientStats,
+    warn: WarnLimiter,
     _context: zmq::Context,
 }
 
@@ -81,6 +91,7 @@ impl CommandClient {
         let context = options.context.clone().unwrap_or_default().0;
         let dealer = context.socket(zmq::DEALER)?;
         common_options(&dealer, endpoint, options.linger)?;
+        dealer.set_maxmsgsize(max_frame_size(options.max_payload))?;
         if let Some(curve) = &options.curve {
             secure_client(&dealer, curve)?;
         }
@@ -92,7 +103,12 @@ impl CommandClient {
             client_id: random_nonzero_u64(),
             seq: 0,
             retry_interval: options.retry_interval,
+            max_payload: options.max_payload,
             stats: CommandClientStats::default(),
+            warn: WarnLimiter::new(
+                format!("rejected replies on {}", channel.name),
+                options.warn_interval,
+            ),
             _context: context,
         })
     }
@@ -160,13 +176,17 @@ impl CommandClient {
     }
 
     fn ack_of(&mut self, frame: &[u8]) -> Option<v1::CommandAck> {
-        let ack = wire::decode(frame)
-            .ok()
-            .and_then(|env| wire::decode_message::<v1::CommandAck>(&env).ok());
-        if ack.is_none() {
-            self.stats.rejected += 1;
+        let ack = wire::decode_with_limit(frame, self.max_payload)
+            .and_then(|env| wire::decode_message::<v1::CommandAck>(&env));
+        match ack {
+            Ok(ack) => Some(ack),
+            Err(e) => {
+                self.stats.rejected += 1;
+                *self.stats.rejected_by_kind.entry(e.kind()).or_insert(0) += 1;
+                self.warn.warn(e.kind(), || e.to_string());
+                None
+            }
         }
-        ack
     }
 
     /// The counters.
@@ -198,6 +218,11 @@ pub struct CommandServerOptions {
     /// CURVE: the server's key pair and the client public keys allowed in. Any other
     /// client is refused during the handshake and logged on stderr with its key.
     pub curve: Option<CurveServer>,
+    /// Largest accepted command payload; the socket's `ZMQ_MAXMSGSIZE` follows, so
+    /// libzmq drops a frame too large to be valid (and its connection) before buffering it.
+    pub max_payload: usize,
+    /// Rejected frames are logged on stderr at most once per this interval.
+    pub warn_interval: Duration,
 }
 
 impl Default for CommandServerOptions {
@@ -208,6 +233,8 @@ impl Default for CommandServerOptions {
             linger: DEFAULT_LINGER,
             context: None,
             curve: None,
+            max_payload: wire::DEFAULT_MAX_PAYLOAD,
+            warn_interval: DEFAULT_WARN_INTERVAL,
         }
     }
 }
@@ -221,6 +248,8 @@ pub struct CommandServerStats {
     pub duplicates: u64,
     /// Frames rejected (bad framing, malformed, other type).
     pub rejected: u64,
+    /// `rejected` by kind: a WIRE.md error kind, `bad_framing` or `wrong_channel`.
+    pub rejected_by_kind: BTreeMap<&'static str, u64>,
     /// Acknowledgements that could not be sent (client gone).
     pub ack_failed: u64,
 }
@@ -234,7 +263,9 @@ pub struct CommandServer {
     window: usize,
     seen: HashMap<String, v1::CommandAck>,
     order: VecDeque<String>,
+    max_payload: usize,
     stats: CommandServerStats,
+    warn: WarnLimiter,
     /// Dropped (stopped and joined) before the router and the context.
     zap: Option<ZapHandler>,
     _context: zmq::Context,
@@ -253,6 +284,7 @@ impl CommandServer {
         let router = context.socket(zmq::ROUTER)?;
         common_options(&router, endpoint, options.linger)?;
         router.set_router_mandatory(true)?;
+        router.set_maxmsgsize(max_frame_size(options.max_payload))?;
         let zap = match &options.curve {
             Some(curve) => Some(ZapHandler::secure_server(
                 &context, &router, curve, endpoint,
@@ -273,7 +305,12 @@ impl CommandServer {
             window: options.dedupe_window.max(1),
             seen: HashMap::new(),
             order: VecDeque::new(),
+            max_payload: options.max_payload,
             stats: CommandServerStats::default(),
+            warn: WarnLimiter::new(
+                format!("rejected commands on {}", channel.name),
+                options.warn_interval,
+            ),
             zap,
             _context: context,
         })
@@ -302,16 +339,20 @@ impl CommandServer {
         F: FnMut(&v1::StrategyCommand) -> (Outcome, String),
     {
         let [identity, frame] = parts else {
-            self.stats.rejected += 1;
-            return;
+            let detail = format!("{} frames, expected identity + 1", parts.len());
+            return self.reject("bad_framing", detail);
         };
-        let Some(command) = wire::decode(frame)
-            .ok()
-            .filter(|env| env.channel == self.channel.name)
-            .and_then(|env| wire::decode_message::<v1::StrategyCommand>(&env).ok())
-        else {
-            self.stats.rejected += 1;
-            return;
+        let env = match wire::decode_with_limit(frame, self.max_payload) {
+            Ok(env) => env,
+            Err(e) => return self.reject(e.kind(), e.to_string()),
+        };
+        if env.channel != self.channel.name {
+            let detail = format!("a frame of channel {:?}", env.channel);
+            return self.reject("wrong_channel", detail);
+        }
+        let command = match wire::decode_message::<v1::StrategyCommand>(&env) {
+            Ok(command) => command,
+            Err(e) => return self.reject(e.kind(), e.to_string()),
         };
         let ack = match self.seen.get(&command.command_id) {
             Some(first) if !command.command_id.is_empty() => {
@@ -360,6 +401,12 @@ impl CommandServer {
         }
     }
 
+    fn reject(&mut self, kind: &'static str, detail: String) {
+        self.stats.rejected += 1;
+        *self.stats.rejected_by_kind.entry(kind).or_insert(0) += 1;
+        self.warn.warn(kind, || detail);
+    }
+
     fn remember(&mut self, id: String, ack: v1::CommandAck) {
         if self.order.len() >= self.window {
             if let Some(old) = self.order.pop_front() {
@@ -396,6 +443,16 @@ impl CommandServer {
     /// CURVE clients refused (0 without CURVE); each refusal is also logged on stderr.
     pub fn curve_rejected(&self) -> u64 {
         self.zap.as_ref().map_or(0, |z| z.log().rejected())
+    }
+
+    /// Refused CURVE handshakes by kind: `unknown_client` (key not allowed), `no_curve`
+    /// (client without CURVE), `bad_server_key` (client with another server key),
+    /// `protocol_error`. Empty without CURVE.
+    pub fn curve_refusals(&self) -> BTreeMap<&'static str, u64> {
+        self.zap
+            .as_ref()
+            .map(|z| z.log().refusals())
+            .unwrap_or_default()
     }
 
     /// The most recently refused client public keys (Z85), oldest first.

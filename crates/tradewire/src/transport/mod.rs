@@ -35,9 +35,10 @@ mod security;
 mod subscriber;
 
 use std::collections::hash_map::RandomState;
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 
@@ -66,6 +67,100 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(3);
 /// Key prefix of the sync topics of the subscription handshake (§7.1).
 pub const SYNC_PREFIX: &str = "~sync~";
+/// Frames a publisher's control socket queues per peer before it stops sending to it.
+pub const DEFAULT_CONTROL_SNDHWM: i32 = 1_000;
+/// Replay or snapshot answers a publisher sends at once; further requests wait their turn.
+pub const DEFAULT_MAX_ACTIVE_REPLAYS: usize = 4;
+/// Requests one peer may have waiting at a publisher; more are refused and counted.
+pub const DEFAULT_MAX_QUEUED_REPLAYS: usize = 64;
+/// An answer whose peer takes nothing for this long is abandoned and counted.
+pub const DEFAULT_CONTROL_SEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bad-input warnings of one socket are written at most this often.
+pub const DEFAULT_WARN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The largest frame that can be valid with payloads up to `max_payload` bytes: the
+/// longest topic, the header and the payload. Receivers set it as `ZMQ_MAXMSGSIZE`, so
+/// libzmq drops a larger frame (and the connection that sent it) before buffering it.
+pub fn max_frame_size(max_payload: usize) -> i64 {
+    let max = crate::wire::MAX_TOPIC + crate::wire::HEADER_SIZE;
+    i64::try_from(max_payload.saturating_add(max)).unwrap_or(i64::MAX)
+}
+
+/// Bad-input warnings of one socket: at most one line on stderr per interval, carrying
+/// the counts by kind since the previous line (a flood writes one line a second).
+#[derive(Debug)]
+pub(crate) struct WarnLimiter {
+    what: String,
+    interval: Duration,
+    pending: BTreeMap<&'static str, u64>,
+    last_detail: String,
+    next_at: Option<Instant>,
+}
+
+impl WarnLimiter {
+    pub(crate) fn new(what: String, interval: Duration) -> Self {
+        WarnLimiter {
+            what,
+            interval,
+            pending: BTreeMap::new(),
+            last_detail: String::new(),
+            next_at: None,
+        }
+    }
+
+    /// Counts one `kind`; writes a line when the interval since the last one has passed.
+    pub(crate) fn warn(&mut self, kind: &'static str, detail: impl FnOnce() -> String) {
+        *self.pending.entry(kind).or_insert(0) += 1;
+        let now = Instant::now();
+        if self.next_at.is_none_or(|at| now >= at) {
+            self.last_detail = detail();
+            self.emit(now);
+        }
+    }
+
+    /// Writes what was counted since the last line, if anything.
+    pub(crate) fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            self.emit(Instant::now());
+        }
+    }
+
+    fn emit(&mut self, now: Instant) {
+        let counts: Vec<String> = self
+            .pending
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
+        eprintln!(
+            "tradewire: WARNING {}: {} (e.g. {})",
+            self.what,
+            counts.join(", "),
+            self.last_detail
+        );
+        self.pending.clear();
+        self.next_at = Some(now + self.interval);
+    }
+}
+
+impl Drop for WarnLimiter {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Whether `payload` is a valid encoding of the schema message type `type_id`:
+/// `Ok(false)` when the type is not in the schema, `Err` (bad_payload) when it does not parse.
+pub(crate) fn check_payload(type_id: u16, payload: &[u8]) -> std::result::Result<bool, WireError> {
+    let Some((_, reencode)) = crate::channels::CODECS
+        .iter()
+        .find(|(t, _)| t.type_id == type_id)
+    else {
+        return Ok(false);
+    };
+    let mut scratch = Vec::new();
+    reencode(payload, &mut scratch)?;
+    Ok(true)
+}
 
 /// What can go wrong in the transport.
 #[derive(Debug, Error)]

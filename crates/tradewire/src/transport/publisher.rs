@@ -1,6 +1,6 @@
 //! Publisher: XPUB data socket + ROUTER control socket (WIRE.md §7).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -12,16 +12,22 @@ use crate::v1;
 use crate::wire::{self, FLAG_REPLAY, FLAG_SNAPSHOT};
 
 use super::{
-    common_options, control_endpoint, millis_i32, now_ns, now_us, random_nonzero_u64,
-    resolve_channel, set_flag, Result, TransportError, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HWM,
-    DEFAULT_LINGER, DEFAULT_RING_SIZE, SYNC_PREFIX,
+    common_options, control_endpoint, max_frame_size, now_ns, now_us, random_nonzero_u64,
+    resolve_channel, set_flag, Result, TransportError, WarnLimiter, DEFAULT_CONTROL_SEND_TIMEOUT,
+    DEFAULT_CONTROL_SNDHWM, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HWM, DEFAULT_LINGER,
+    DEFAULT_MAX_ACTIVE_REPLAYS, DEFAULT_MAX_QUEUED_REPLAYS, DEFAULT_RING_SIZE,
+    DEFAULT_WARN_INTERVAL, SYNC_PREFIX,
 };
 
 /// How the control thread waits for requests; XPUB subscription events (the handshake)
 /// are read at least this often.
 const CONTROL_POLL: Duration = Duration::from_millis(2);
-/// A replay or snapshot send to a stuck peer gives up after this long.
-const CONTROL_SNDTIMEO: Duration = Duration::from_secs(2);
+/// Frames one answer sends per turn of the control loop.
+const SEND_BATCH: usize = 256;
+/// Ring slots a replay looks at per hold of the lock.
+const SCAN_CHUNK: u64 = 4_096;
+/// Requests waiting, all peers together.
+const MAX_QUEUED_TOTAL: usize = 4_096;
 
 /// Publisher configuration. `Default` gives the WIRE.md defaults.
 #[derive(Debug, Clone)]
@@ -40,6 +46,20 @@ pub struct PublisherOptions {
     pub linger: Duration,
     /// ZMQ context to use; a new one (owned by this publisher) when `None`.
     pub context: Option<super::Context>,
+    /// Largest control request payload; the control socket's `ZMQ_MAXMSGSIZE` follows.
+    pub max_payload: usize,
+    /// Control socket send high-water mark per peer, in frames: an answer stops at it
+    /// until the peer reads.
+    pub control_sndhwm: i32,
+    /// Replay / snapshot answers sent at once (one per peer); other requests wait.
+    pub max_active_replays: usize,
+    /// Requests one peer may have waiting; more are refused (`replays_refused`).
+    pub max_queued_replays: usize,
+    /// An answer whose peer takes nothing for this long is abandoned
+    /// (`control_send_failed`).
+    pub control_send_timeout: Duration,
+    /// Rejected control requests are logged at most once per this interval.
+    pub warn_interval: Duration,
 }
 
 impl Default for PublisherOptions {
@@ -52,6 +72,12 @@ impl Default for PublisherOptions {
             sndhwm: DEFAULT_HWM,
             linger: DEFAULT_LINGER,
             context: None,
+            max_payload: wire::DEFAULT_MAX_PAYLOAD,
+            control_sndhwm: DEFAULT_CONTROL_SNDHWM,
+            max_active_replays: DEFAULT_MAX_ACTIVE_REPLAYS,
+            max_queued_replays: DEFAULT_MAX_QUEUED_REPLAYS,
+            control_send_timeout: DEFAULT_CONTROL_SEND_TIMEOUT,
+            warn_interval: DEFAULT_WARN_INTERVAL,
         }
     }
 }
@@ -79,8 +105,13 @@ pub struct PublisherStats {
     pub snapshots_served: u64,
     /// Control requests rejected (malformed, unexpected type, bad framing).
     pub control_rejected: u64,
+    /// `control_rejected` by kind: a WIRE.md error kind, `bad_framing` or
+    /// `unexpected_request`.
+    pub rejected: BTreeMap<&'static str, u64>,
     /// Control replies that could not be sent (peer gone or stuck).
     pub control_send_failed: u64,
+    /// Requests refused because their peer already had `max_queued_replays` waiting.
+    pub replays_refused: u64,
 }
 
 /// One frame of the replay ring.
@@ -200,10 +231,21 @@ impl<M: SchemaMessage + Keyed> Publisher<M> {
         xpub.bind(endpoint)?;
         let router = context.socket(zmq::ROUTER)?;
         common_options(&router, &control, options.linger)?;
+        // A full peer queue makes a send fail with EAGAIN instead of dropping the frame.
         router.set_router_mandatory(true)?;
-        router.set_sndhwm(0)?;
-        router.set_sndtimeo(millis_i32(CONTROL_SNDTIMEO))?;
+        router.set_sndhwm(options.control_sndhwm.max(1))?;
+        router.set_maxmsgsize(max_frame_size(options.max_payload))?;
         router.bind(&control)?;
+        let limits = Limits {
+            max_payload: options.max_payload,
+            max_active: options.max_active_replays.max(1),
+            max_queued: options.max_queued_replays.max(1),
+            send_timeout: options.control_send_timeout,
+            warn: WarnLimiter::new(
+                format!("rejected control requests on {}", channel.name),
+                options.warn_interval,
+            ),
+        };
 
         let inner = Arc::new(Inner {
             channel,
@@ -225,7 +267,7 @@ impl<M: SchemaMessage + Keyed> Publisher<M> {
         let interval = options.heartbeat_interval;
         let thread = std::thread::Builder::new()
             .name(format!("tw-pub-{}", channel.name))
-            .spawn(move || control_loop(&thread_inner, &router, interval))
+            .spawn(move || control_loop(&thread_inner, &router, interval, limits))
             .map_err(|e| TransportError::Config(format!("cannot start control thread: {e}")))?;
         Ok(Publisher {
             inner,
@@ -393,17 +435,237 @@ impl<M> std::fmt::Debug for Publisher<M> {
 
 // ---- control thread -------------------------------------------------------------------
 
-fn control_loop(inner: &Inner, router: &zmq::Socket, heartbeat_interval: Duration) {
+/// The control socket's bounds (see [`PublisherOptions`]).
+struct Limits {
+    max_payload: usize,
+    max_active: usize,
+    max_queued: usize,
+    send_timeout: Duration,
+    warn: WarnLimiter,
+}
+
+/// Requests being answered and waiting, and how many each peer has of either.
+#[derive(Default)]
+struct Answers {
+    waiting: VecDeque<Answer>,
+    active: Vec<Answer>,
+    per_peer: HashMap<Vec<u8>, usize>,
+}
+
+/// The reply frames to one control request, produced lazily (a replay reads the ring as
+/// it goes) and sent as far as the peer's queue allows.
+struct Answer {
+    identity: Vec<u8>,
+    source: Source,
+    pending: Option<Vec<u8>>,
+    stalled_since: Option<Instant>,
+    done: bool,
+}
+
+enum Source {
+    Frames(VecDeque<Vec<u8>>),
+    Replay(Box<ReplayCursor>),
+}
+
+/// A replay in progress: numbers (key_seq of `key_id`, else seq) `expected..=upto` among
+/// channel seqs `cursor..=newest` still held.
+struct ReplayCursor {
+    end: v1::ReplayEnd,
+    key_id: Option<u32>,
+    newest: u64,
+    upto: u64,
+    expected: u64,
+    cursor: u64,
+    scanned: bool,
+    buffered: VecDeque<Vec<u8>>,
+    lost: Option<(u64, u64)>,
+    lost_count: u64,
+    sent: u64,
+    ended: bool,
+}
+
+impl ReplayCursor {
+    fn lose(&mut self, from: u64, to: u64) {
+        self.lost_count += to - from + 1;
+        let (a, b) = self.lost.unwrap_or((from, to));
+        self.lost = Some((a.min(from), b.max(to)));
+    }
+
+    fn next_frame(&mut self, inner: &Inner) -> Option<Vec<u8>> {
+        if self.buffered.is_empty() && !self.scanned {
+            self.scan(inner);
+        }
+        if let Some(frame) = self.buffered.pop_front() {
+            self.sent += 1;
+            return Some(frame);
+        }
+        if self.ended {
+            return None;
+        }
+        self.ended = true;
+        if self.expected <= self.upto {
+            self.lose(self.expected, self.upto);
+        }
+        if let Some((a, b)) = self.lost {
+            self.end.unrecoverable_from = a;
+            self.end.unrecoverable_to = b;
+        }
+        self.end.replayed = u32::try_from(self.sent).unwrap_or(u32::MAX);
+        let mut s = inner.lock();
+        s.stats.replayed += self.sent;
+        s.stats.unrecoverable += self.lost_count;
+        drop(s);
+        control_frame(inner, "", &self.end).ok()
+    }
+
+    /// Copies the next chunk of matching frames out of the ring.
+    fn scan(&mut self, inner: &Inner) {
+        let s = inner.lock();
+        self.cursor = self.cursor.max(s.ring.oldest(s.seq));
+        let last = self.newest.min(self.cursor.saturating_add(SCAN_CHUNK - 1));
+        while self.cursor <= last {
+            let seq = self.cursor;
+            self.cursor += 1;
+            let Some(slot) = s.ring.get(seq) else {
+                continue;
+            };
+            let n = match self.key_id {
+                Some(id) if slot.key_id != id => continue,
+                Some(_) => slot.key_seq,
+                None => seq,
+            };
+            if n < self.expected {
+                continue;
+            }
+            if n > self.upto {
+                self.scanned = true;
+                break;
+            }
+            if n > self.expected {
+                self.lose(self.expected, n - 1);
+            }
+            let mut frame = slot.frame.clone();
+            set_flag(&mut frame, FLAG_REPLAY);
+            self.buffered.push_back(frame);
+            self.expected = n + 1;
+        }
+        drop(s);
+        if self.cursor > self.newest || self.expected > self.upto {
+            self.scanned = true;
+        }
+    }
+}
+
+impl Answer {
+    fn next_frame(&mut self, inner: &Inner) -> Option<Vec<u8>> {
+        match &mut self.source {
+            Source::Frames(frames) => frames.pop_front(),
+            Source::Replay(cursor) => cursor.next_frame(inner),
+        }
+    }
+
+    /// Sends up to a batch of frames; true when it may send more right away.
+    fn send_some(&mut self, inner: &Inner, router: &zmq::Socket, limits: &mut Limits) -> bool {
+        for _ in 0..SEND_BATCH {
+            if self.pending.is_none() {
+                self.pending = self.next_frame(inner);
+            }
+            let Some(frame) = &self.pending else {
+                self.done = true;
+                return false;
+            };
+            let sent = router
+                .send(&self.identity[..], zmq::SNDMORE | zmq::DONTWAIT)
+                .and_then(|()| router.send(&frame[..], zmq::DONTWAIT));
+            match sent {
+                Ok(()) => {
+                    self.pending = None;
+                    self.stalled_since = None;
+                }
+                // The peer's queue is full: it reads slowly or not at all.
+                Err(zmq::Error::EAGAIN) => {
+                    let since = *self.stalled_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > limits.send_timeout {
+                        self.abandon(inner, limits, "its peer took nothing");
+                    }
+                    return false;
+                }
+                Err(e) => {
+                    self.abandon(inner, limits, &e.to_string());
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn abandon(&mut self, inner: &Inner, limits: &mut Limits, why: &str) {
+        self.done = true;
+        inner.lock().stats.control_send_failed += 1;
+        limits
+            .warn
+            .warn("control_send_failed", || format!("answer abandoned: {why}"));
+    }
+}
+
+impl Answers {
+    /// Moves every active answer on, then starts waiting ones in free slots (one per
+    /// peer). True when some answer can go on right away.
+    fn send(&mut self, inner: &Inner, router: &zmq::Socket, limits: &mut Limits) -> bool {
+        let mut busy = false;
+        for answer in &mut self.active {
+            busy |= answer.send_some(inner, router, limits);
+        }
+        let per_peer = &mut self.per_peer;
+        self.active.retain(|a| {
+            if a.done {
+                if let Some(n) = per_peer.get_mut(&a.identity) {
+                    *n -= 1;
+                    if *n == 0 {
+                        per_peer.remove(&a.identity);
+                    }
+                }
+            }
+            !a.done
+        });
+        if !self.waiting.is_empty() && self.active.len() < limits.max_active {
+            let mut serving: HashSet<Vec<u8>> =
+                self.active.iter().map(|a| a.identity.clone()).collect();
+            let mut i = 0;
+            while i < self.waiting.len() && self.active.len() < limits.max_active {
+                if serving.contains(&self.waiting[i].identity) {
+                    i += 1;
+                    continue;
+                }
+                if let Some(answer) = self.waiting.remove(i) {
+                    serving.insert(answer.identity.clone());
+                    self.active.push(answer);
+                    busy = true;
+                }
+            }
+        }
+        busy
+    }
+}
+
+fn control_loop(
+    inner: &Inner,
+    router: &zmq::Socket,
+    heartbeat_interval: Duration,
+    mut limits: Limits,
+) {
     let mut last_seen_seq = 0u64;
     let mut last_activity = Instant::now();
     let poll_ms = super::millis_i64(CONTROL_POLL);
+    let mut answers = Answers::default();
+    let mut busy = false;
     while !inner.stop.load(Ordering::Acquire) {
-        match router.poll(zmq::POLLIN, poll_ms) {
+        match router.poll(zmq::POLLIN, if busy { 0 } else { poll_ms }) {
             Ok(n) if n > 0 => {
                 // Drain what is queued, then look at subscriptions again.
                 for _ in 0..64 {
                     match router.recv_multipart(zmq::DONTWAIT) {
-                        Ok(parts) => answer(inner, router, &parts),
+                        Ok(parts) => request(inner, &parts, &mut answers, &mut limits),
                         Err(_) => break,
                     }
                 }
@@ -412,6 +674,7 @@ fn control_loop(inner: &Inner, router: &zmq::Socket, heartbeat_interval: Duratio
             Err(zmq::Error::ETERM) => return,
             Err(_) => {}
         }
+        busy = answers.send(inner, router, &mut limits);
         let mut s = inner.lock();
         drain_subscriptions(inner, &mut s);
         if s.seq != last_seen_seq {
@@ -497,49 +760,65 @@ fn control_frame<T: SchemaMessage>(inner: &Inner, key: &str, msg: &T) -> Result<
     Ok(out)
 }
 
-fn reject(inner: &Inner) {
-    inner.lock().stats.control_rejected += 1;
+fn reject(inner: &Inner, limits: &mut Limits, kind: &'static str, detail: String) {
+    let mut s = inner.lock();
+    s.stats.control_rejected += 1;
+    *s.stats.rejected.entry(kind).or_insert(0) += 1;
+    drop(s);
+    limits.warn.warn(kind, || detail);
 }
 
-fn answer(inner: &Inner, router: &zmq::Socket, parts: &[Vec<u8>]) {
+/// Takes one control request: queues its answer, or rejects / refuses it (counted).
+fn request(inner: &Inner, parts: &[Vec<u8>], answers: &mut Answers, limits: &mut Limits) {
     let [identity, frame] = parts else {
-        reject(inner);
-        return;
+        let detail = format!("{} frames, expected identity + 1", parts.len());
+        return reject(inner, limits, "bad_framing", detail);
     };
-    let Ok(env) = wire::decode(frame) else {
-        reject(inner);
-        return;
+    let env = match wire::decode_with_limit(frame, limits.max_payload) {
+        Ok(env) => env,
+        Err(e) => return reject(inner, limits, e.kind(), e.to_string()),
     };
-    let replies = if env.type_id == v1::ReplayRequest::TYPE.type_id {
+    let source = if env.type_id == v1::ReplayRequest::TYPE.type_id {
         match wire::decode_message::<v1::ReplayRequest>(&env) {
-            Ok(req) => replay(inner, &req),
-            Err(_) => return reject(inner),
+            Ok(req) => replay(inner, req),
+            Err(e) => return reject(inner, limits, e.kind(), e.to_string()),
         }
     } else if env.type_id == v1::SnapshotRequest::TYPE.type_id {
         match wire::decode_message::<v1::SnapshotRequest>(&env) {
-            Ok(req) => snapshot(inner, &req),
-            Err(_) => return reject(inner),
+            Ok(req) => Source::Frames(snapshot(inner, &req).into()),
+            Err(e) => return reject(inner, limits, e.kind(), e.to_string()),
         }
     } else {
-        return reject(inner);
+        let kind = match super::check_payload(env.type_id, env.payload) {
+            Ok(true) => "unexpected_request",
+            Ok(false) => "unknown_type",
+            Err(e) => e.kind(),
+        };
+        let detail = format!("type {} is not a request", env.type_id);
+        return reject(inner, limits, kind, detail);
     };
-    let mut failed = 0;
-    for reply in replies {
-        let sent = router
-            .send(&identity[..], zmq::SNDMORE)
-            .and_then(|()| router.send(reply, 0));
-        if sent.is_err() {
-            failed += 1;
-            break;
-        }
+    let queued = answers.per_peer.get(identity).copied().unwrap_or(0);
+    if queued >= limits.max_queued || answers.waiting.len() >= MAX_QUEUED_TOTAL {
+        inner.lock().stats.replays_refused += 1;
+        limits.warn.warn("replays_refused", || {
+            format!("{queued} requests of one peer waiting")
+        });
+        return;
     }
-    if failed > 0 {
-        inner.lock().stats.control_send_failed += 1;
-    }
+    answers.per_peer.insert(identity.clone(), queued + 1);
+    answers.waiting.push_back(Answer {
+        identity: identity.clone(),
+        source,
+        pending: None,
+        stalled_since: None,
+        done: false,
+    });
 }
 
-/// Frames of the requested range still held, FLAG_REPLAY set, then a ReplayEnd (§7.2).
-fn replay(inner: &Inner, req: &v1::ReplayRequest) -> Vec<Vec<u8>> {
+/// The answer to a ReplayRequest (§7.2): the held frames of the range, FLAG_REPLAY set,
+/// read from the ring as they are sent (numbers overwritten meanwhile are reported lost),
+/// then a ReplayEnd.
+fn replay(inner: &Inner, req: v1::ReplayRequest) -> Source {
     let mut end = v1::ReplayEnd {
         channel: req.channel.clone(),
         publisher_id: req.publisher_id,
@@ -548,79 +827,43 @@ fn replay(inner: &Inner, req: &v1::ReplayRequest) -> Vec<Vec<u8>> {
         to_seq: req.to_seq,
         ..Default::default()
     };
-    let mut out = Vec::new();
     let valid = req.from_seq >= 1 && req.from_seq <= req.to_seq;
-    {
-        let mut s = inner.lock();
-        s.stats.replay_requests += 1;
-        if req.publisher_id != inner.publisher_id || req.channel != inner.channel.name {
-            end.unknown_publisher = req.publisher_id != inner.publisher_id;
-            if valid {
-                end.unrecoverable_from = req.from_seq;
-                end.unrecoverable_to = req.to_seq;
-            }
-        } else if valid {
-            let oldest = s.ring.oldest(s.seq);
-            if req.key.is_empty() {
-                let first = req.from_seq.max(oldest.max(1));
-                let last = req.to_seq.min(s.seq);
-                if oldest > 0 {
-                    for seq in first..=last {
-                        if let Some(slot) = s.ring.get(seq) {
-                            out.push(slot.frame.clone());
-                        }
-                    }
-                }
-                let lost_to = if oldest == 0 {
-                    req.to_seq
-                } else {
-                    req.to_seq.min(oldest - 1)
-                };
-                if lost_to >= req.from_seq {
-                    end.unrecoverable_from = req.from_seq;
-                    end.unrecoverable_to = lost_to;
-                }
-            } else {
-                let mut oldest_key_seq = None;
-                if let Some(&key_id) = s.key_ids.get(&req.key) {
-                    if oldest > 0 {
-                        for seq in oldest..=s.seq {
-                            let Some(slot) = s.ring.get(seq) else {
-                                continue;
-                            };
-                            if slot.key_id != key_id {
-                                continue;
-                            }
-                            oldest_key_seq.get_or_insert(slot.key_seq);
-                            if (req.from_seq..=req.to_seq).contains(&slot.key_seq) {
-                                out.push(slot.frame.clone());
-                            }
-                        }
-                    }
-                }
-                let lost_to = match oldest_key_seq {
-                    Some(o) => req.to_seq.min(o - 1),
-                    None => req.to_seq,
-                };
-                if lost_to >= req.from_seq {
-                    end.unrecoverable_from = req.from_seq;
-                    end.unrecoverable_to = lost_to;
-                }
-            }
-            end.replayed = u32::try_from(out.len()).unwrap_or(u32::MAX);
+    let mut s = inner.lock();
+    s.stats.replay_requests += 1;
+    if !valid || req.publisher_id != inner.publisher_id || req.channel != inner.channel.name {
+        end.unknown_publisher = req.publisher_id != inner.publisher_id;
+        if valid {
+            end.unrecoverable_from = req.from_seq;
+            end.unrecoverable_to = req.to_seq;
+            s.stats.unrecoverable += req.to_seq - req.from_seq + 1;
         }
-        s.stats.replayed += out.len() as u64;
-        if end.unrecoverable_to >= end.unrecoverable_from && end.unrecoverable_from > 0 {
-            s.stats.unrecoverable += end.unrecoverable_to - end.unrecoverable_from + 1;
+        drop(s);
+        return Source::Frames(control_frame(inner, "", &end).into_iter().collect());
+    }
+    let (key_id, newest_number) = if req.key.is_empty() {
+        (None, s.seq)
+    } else {
+        match s.key_ids.get(&req.key) {
+            Some(&id) => (Some(id), s.key_seqs[id as usize]),
+            None => (Some(u32::MAX), 0),
         }
-    }
-    for frame in &mut out {
-        set_flag(frame, FLAG_REPLAY);
-    }
-    if let Ok(frame) = control_frame(inner, "", &end) {
-        out.push(frame);
-    }
-    out
+    };
+    let cursor = ReplayCursor {
+        key_id,
+        newest: s.seq,
+        upto: req.to_seq.min(newest_number),
+        expected: req.from_seq,
+        cursor: if key_id.is_some() { 1 } else { req.from_seq },
+        scanned: false,
+        buffered: VecDeque::new(),
+        lost: None,
+        lost_count: 0,
+        sent: 0,
+        ended: false,
+        end,
+    };
+    drop(s);
+    Source::Replay(Box::new(cursor))
 }
 
 /// The latest frame per requested key (FLAG_SNAPSHOT), then a SnapshotEnd (§7.3).

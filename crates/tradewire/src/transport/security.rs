@@ -2,17 +2,26 @@
 //!
 //! A CURVE server holds a key pair and a list of allowed client public keys; a ZAP
 //! handler (RFC 27) on `inproc://zeromq.zap.01` in the server's own ZMQ context accepts
-//! the listed keys and rejects every other one, logging the refusal on stderr:
-//! `tradewire: rejected CURVE client <z85> on <endpoint>: key not in the allow list`.
+//! the listed keys and rejects every other one. Clients without CURVE and clients with the
+//! wrong server key never reach ZAP: the same thread reads the server socket's monitor
+//! events for those. Every refusal is counted by kind (`unknown_client`, `no_curve`,
+//! `bad_server_key`, `protocol_error`) and logged on stderr at most once a second, e.g.
+//! `rejected CURVE client <z85> on <endpoint>: key not in the allow list`.
 //! A client holds its own key pair and the server's public key. Keys are Z85 text
 //! (40 characters), as printed by `zmq_curve_keypair` and by the Python SDK.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::{random_hex, Result, TransportError};
+use super::{random_hex, Result, TransportError, WarnLimiter, DEFAULT_WARN_INTERVAL};
+
+/// libzmq's `ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC`: a CURVE HELLO the server cannot open,
+/// i.e. the client encrypted it for another server key.
+const PROTOCOL_ERROR_CRYPTOGRAPHIC: u32 = 0x1100_0001;
+/// libzmq's `ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH`: the client does not use CURVE.
+const PROTOCOL_ERROR_MECHANISM_MISMATCH: u32 = 0x1100_0002;
 
 /// The endpoint libzmq sends ZAP requests to (RFC 27).
 const ZAP_ENDPOINT: &str = "inproc://zeromq.zap.01";
@@ -138,9 +147,21 @@ pub(crate) struct ZapLog {
     accepted: AtomicU64,
     rejected: AtomicU64,
     recent: Mutex<VecDeque<String>>,
+    refused: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl ZapLog {
+    /// Refused handshakes by kind.
+    pub(crate) fn refusals(&self) -> BTreeMap<&'static str, u64> {
+        self.refused.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    fn refuse(&self, kind: &'static str) {
+        if let Ok(mut refused) = self.refused.lock() {
+            *refused.entry(kind).or_insert(0) += 1;
+        }
+    }
+
     pub(crate) fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
     }
@@ -209,13 +230,28 @@ impl ZapHandler {
         let stop = context.socket(zmq::PAIR)?;
         stop.set_linger(0)?;
         stop.connect(&stop_endpoint)?;
+        let monitor_endpoint = format!("inproc://tradewire-curve-monitor-{}", random_hex(16));
+        sock.monitor(
+            &monitor_endpoint,
+            zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL as i32,
+        )?;
+        let monitor = context.socket(zmq::PAIR)?;
+        monitor.set_linger(0)?;
+        monitor.connect(&monitor_endpoint)?;
         let log = Arc::new(ZapLog::default());
         let thread_log = Arc::clone(&log);
         let endpoint = Arc::new(Mutex::new(endpoint.to_owned()));
         let thread_endpoint = Arc::clone(&endpoint);
         let thread = std::thread::Builder::new()
             .name("tw-zap".into())
-            .spawn(move || zap_loop(&rep, &stop_rx, &allowed, &thread_endpoint, &thread_log))
+            .spawn(move || {
+                let sockets = ZapSockets {
+                    rep,
+                    stop: stop_rx,
+                    monitor,
+                };
+                zap_loop(&sockets, &allowed, &thread_endpoint, &thread_log);
+            })
             .map_err(|e| TransportError::Config(format!("cannot start the ZAP thread: {e}")))?;
         sock.set_curve_server(true)?;
         sock.set_curve_publickey(&public)?;
@@ -249,17 +285,24 @@ impl Drop for ZapHandler {
     }
 }
 
+struct ZapSockets {
+    rep: zmq::Socket,
+    stop: zmq::Socket,
+    monitor: zmq::Socket,
+}
+
 fn zap_loop(
-    rep: &zmq::Socket,
-    stop: &zmq::Socket,
+    sockets: &ZapSockets,
     allowed: &HashSet<String>,
     endpoint: &Mutex<String>,
     log: &ZapLog,
 ) {
+    let mut warn = WarnLimiter::new("refused CURVE clients".into(), DEFAULT_WARN_INTERVAL);
     loop {
         let mut items = [
-            rep.as_poll_item(zmq::POLLIN),
-            stop.as_poll_item(zmq::POLLIN),
+            sockets.rep.as_poll_item(zmq::POLLIN),
+            sockets.stop.as_poll_item(zmq::POLLIN),
+            sockets.monitor.as_poll_item(zmq::POLLIN),
         ];
         match zmq::poll(&mut items, -1) {
             Ok(_) => {}
@@ -269,28 +312,64 @@ fn zap_loop(
         if items[1].is_readable() {
             return;
         }
+        let endpoint = endpoint.lock().map(|e| e.clone()).unwrap_or_default();
+        while let Ok(event) = sockets.monitor.recv_multipart(zmq::DONTWAIT) {
+            if let Some((kind, detail)) = refusal(&event, &endpoint) {
+                log.refuse(kind);
+                warn.warn(kind, || detail);
+            }
+        }
         if !items[0].is_readable() {
             continue;
         }
-        let Ok(request) = rep.recv_multipart(zmq::DONTWAIT) else {
+        let Ok(request) = sockets.rep.recv_multipart(zmq::DONTWAIT) else {
             continue;
         };
-        let endpoint = endpoint.lock().map(|e| e.clone()).unwrap_or_default();
-        let reply = zap_reply(&request, allowed, &endpoint, log);
-        if rep.send_multipart(reply, 0).is_err() {
+        let (reply, refused) = zap_reply(&request, allowed, &endpoint, log);
+        if let Some(detail) = refused {
+            log.refuse("unknown_client");
+            warn.warn("unknown_client", || detail);
+        }
+        if sockets.rep.send_multipart(reply, 0).is_err() {
             return;
         }
     }
 }
 
+/// The kind and log detail of a monitor event `[event u16 + value u32, endpoint]` that
+/// is a refused handshake.
+fn refusal(event: &[Vec<u8>], endpoint: &str) -> Option<(&'static str, String)> {
+    let head = event.first()?;
+    let id = u16::from_le_bytes(head.get(..2)?.try_into().ok()?);
+    let value = u32::from_le_bytes(head.get(2..6)?.try_into().ok()?);
+    if id != zmq::SocketEvent::HANDSHAKE_FAILED_PROTOCOL as u16 {
+        return None;
+    }
+    Some(match value {
+        PROTOCOL_ERROR_MECHANISM_MISMATCH => (
+            "no_curve",
+            format!("rejected a client without CURVE on {endpoint}"),
+        ),
+        PROTOCOL_ERROR_CRYPTOGRAPHIC => (
+            "bad_server_key",
+            format!("rejected a CURVE client that has the wrong server key on {endpoint}"),
+        ),
+        other => (
+            "protocol_error",
+            format!("handshake protocol error {other:#x} on {endpoint}"),
+        ),
+    })
+}
+
 /// Answers one ZAP request: `[version, request_id, domain, address, identity,
 /// mechanism, credentials...]` → `[version, request_id, status, text, user_id, metadata]`.
+/// The reply, and the log detail of a refusal.
 fn zap_reply(
     request: &[Vec<u8>],
     allowed: &HashSet<String>,
     endpoint: &str,
     log: &ZapLog,
-) -> Vec<Vec<u8>> {
+) -> (Vec<Vec<u8>>, Option<String>) {
     let version = request.first().cloned().unwrap_or_else(|| b"1.0".to_vec());
     let request_id = request.get(1).cloned().unwrap_or_default();
     let address = request
@@ -309,35 +388,34 @@ fn zap_reply(
         ]
     };
     if version != b"1.0" {
-        return reply("500", "unsupported ZAP version", "");
+        return (reply("500", "unsupported ZAP version", ""), None);
     }
     if mechanism != b"CURVE" {
         let mechanism = String::from_utf8_lossy(mechanism);
         log.reject(format!("<{mechanism}>"));
-        eprintln!(
-            "tradewire: rejected {mechanism} client on {endpoint}: only CURVE clients are \
-             allowed (peer {address})"
+        let detail = format!(
+            "rejected {mechanism} client on {endpoint}: only CURVE clients are allowed \
+             (peer {address})"
         );
-        return reply("400", "CURVE required", "");
+        return (reply("400", "CURVE required", ""), Some(detail));
     }
     let key = match request.get(6) {
         Some(k) if k.len() == 32 => z85(k),
         _ => {
             log.reject("<malformed>".into());
-            eprintln!("tradewire: rejected CURVE client on {endpoint}: malformed ZAP credentials");
-            return reply("400", "malformed credentials", "");
+            let detail = format!("rejected CURVE client on {endpoint}: malformed credentials");
+            return (reply("400", "malformed credentials", ""), Some(detail));
         }
     };
     if allowed.contains(&key) {
         log.accepted.fetch_add(1, Ordering::Relaxed);
-        return reply("200", "OK", &key);
+        return (reply("200", "OK", &key), None);
     }
-    eprintln!(
-        "tradewire: rejected CURVE client {key} on {endpoint}: key not in the allow list \
-         (peer {address})"
+    let detail = format!(
+        "rejected CURVE client {key} on {endpoint}: key not in the allow list (peer {address})"
     );
     log.reject(key);
-    reply("400", "key not in the allow list", "")
+    (reply("400", "key not in the allow list", ""), Some(detail))
 }
 
 #[cfg(test)]
@@ -378,11 +456,12 @@ mod tests {
                 zmq::z85_decode(key).unwrap(),
             ]
         };
-        let ok = zap_reply(&request(friend.public()), &allowed, "tcp://x:1", &log);
+        let (ok, _) = zap_reply(&request(friend.public()), &allowed, "tcp://x:1", &log);
         assert_eq!(ok[1], b"7");
         assert_eq!(ok[2], b"200");
         assert_eq!(ok[4], friend.public().as_bytes());
-        let no = zap_reply(&request(stranger.public()), &allowed, "tcp://x:1", &log);
+        let (no, refused) = zap_reply(&request(stranger.public()), &allowed, "tcp://x:1", &log);
+        assert!(refused.is_some_and(|d| d.contains(stranger.public())));
         assert_eq!(no[2], b"400");
         assert_eq!(log.accepted(), 1);
         assert_eq!(log.rejected(), 1);

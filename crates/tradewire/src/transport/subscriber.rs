@@ -9,9 +9,9 @@ use crate::v1;
 use crate::wire::{self, Envelope, WireError};
 
 use super::{
-    common_options, control_endpoint, millis_i64, now_ns, random_hex, random_nonzero_u64,
-    resolve_channel, Result, TransportError, DEFAULT_HWM, DEFAULT_LINGER, DEFAULT_PEER_TIMEOUT,
-    SYNC_PREFIX,
+    check_payload, common_options, control_endpoint, max_frame_size, millis_i64, now_ns,
+    random_hex, random_nonzero_u64, resolve_channel, Result, TransportError, WarnLimiter,
+    DEFAULT_HWM, DEFAULT_LINGER, DEFAULT_PEER_TIMEOUT, DEFAULT_WARN_INTERVAL, SYNC_PREFIX,
 };
 
 /// Subscriber configuration. `Default` gives the WIRE.md defaults.
@@ -40,8 +40,13 @@ pub struct SubscriberOptions {
     pub recover: bool,
     /// Reject frames whose schema fingerprint differs from the local one.
     pub strict: bool,
-    /// Largest accepted payload.
+    /// Largest accepted payload. Both sockets get the matching `ZMQ_MAXMSGSIZE`
+    /// ([`super::max_frame_size`]): libzmq drops a frame too large to be valid, and the
+    /// connection that sent it, before buffering it.
     pub max_payload: usize,
+    /// Rejected frames are logged on stderr at most once per this interval, with counts
+    /// by kind.
+    pub warn_interval: Duration,
     /// ZMQ context to use; a new one (owned by this subscriber) when `None`.
     pub context: Option<super::Context>,
     /// Test hook: live data frames whose `seq` this returns true for are discarded as if
@@ -65,6 +70,7 @@ impl Default for SubscriberOptions {
             recover: true,
             strict: false,
             max_payload: wire::DEFAULT_MAX_PAYLOAD,
+            warn_interval: DEFAULT_WARN_INTERVAL,
             context: None,
             lose_live: None,
         }
@@ -200,11 +206,12 @@ pub struct SubscriberStats {
     pub received: u64,
     /// Messages handed to the caller (live, replayed and snapshot).
     pub delivered: u64,
-    /// Frames rejected, by WIRE.md error kind.
+    /// Frames rejected, by WIRE.md error kind (`unknown_type` for a type id not in the
+    /// schema, `bad_payload` for any frame whose payload does not parse as its type).
     pub rejected: BTreeMap<&'static str, u64>,
     /// The last rejection, as text.
     pub last_error: Option<String>,
-    /// Valid frames of other types or keys, ignored (§7.1).
+    /// Valid frames of other known types, channels or keys, ignored (§7.1).
     pub ignored: u64,
     /// Heartbeats received.
     pub heartbeats: u64,
@@ -299,6 +306,7 @@ pub struct Subscriber<M> {
     stats: SubscriberStats,
     last_traffic: Instant,
     lost: bool,
+    warn: WarnLimiter,
     _context: zmq::Context,
     _message: PhantomData<fn() -> M>,
 }
@@ -331,10 +339,12 @@ impl<M: SchemaMessage> Subscriber<M> {
         let sub = context.socket(zmq::SUB)?;
         common_options(&sub, endpoint, opts.linger)?;
         sub.set_rcvhwm(opts.rcvhwm)?;
+        sub.set_maxmsgsize(max_frame_size(opts.max_payload))?;
         sub.connect(endpoint)?;
         let dealer = context.socket(zmq::DEALER)?;
         common_options(&dealer, &control, opts.linger)?;
         dealer.set_rcvhwm(0)?;
+        dealer.set_maxmsgsize(max_frame_size(opts.max_payload))?;
         dealer.connect(&control)?;
 
         let mut keys = opts.keys.clone();
@@ -379,6 +389,10 @@ impl<M: SchemaMessage> Subscriber<M> {
             stats: SubscriberStats::default(),
             last_traffic: Instant::now(),
             lost: false,
+            warn: WarnLimiter::new(
+                format!("rejected frames on {}", channel.name),
+                opts.warn_interval,
+            ),
             _context: context,
             _message: PhantomData,
             opts,
@@ -561,7 +575,22 @@ impl<M: SchemaMessage> Subscriber<M> {
 
     fn reject(&mut self, err: &WireError) {
         *self.stats.rejected.entry(err.kind()).or_insert(0) += 1;
-        self.stats.last_error = Some(err.to_string());
+        let text = err.to_string();
+        self.warn.warn(err.kind(), || text.clone());
+        self.stats.last_error = Some(text);
+    }
+
+    /// A valid frame of a type this subscriber does not use: ignored (counted) when the
+    /// schema has the type and the payload parses as it, else rejected.
+    fn other_type(&mut self, env: &Envelope<'_>) {
+        match check_payload(env.type_id, env.payload) {
+            Ok(true) => self.stats.ignored += 1,
+            Ok(false) => self.reject(&WireError::UnknownType {
+                type_id: env.type_id,
+                expected: None,
+            }),
+            Err(e) => self.reject(&e),
+        }
     }
 
     fn event(&mut self, kind: EventKind, key: &str, first: u64, last: u64, detail: String) {
@@ -598,12 +627,14 @@ impl<M: SchemaMessage> Subscriber<M> {
             }
             return;
         }
-        if env.type_id != M::TYPE.type_id
-            || (!self.keys.is_empty()
-                && self
-                    .keys
-                    .binary_search_by(|k| k.as_str().cmp(env.key))
-                    .is_err())
+        if env.type_id != M::TYPE.type_id {
+            return self.other_type(&env);
+        }
+        if !self.keys.is_empty()
+            && self
+                .keys
+                .binary_search_by(|k| k.as_str().cmp(env.key))
+                .is_err()
         {
             self.stats.ignored += 1;
             return;
@@ -958,6 +989,9 @@ impl<M: SchemaMessage> Subscriber<M> {
                 Err(e) => self.reject(&e),
             }
             return;
+        }
+        if env.type_id != M::TYPE.type_id {
+            return self.other_type(&env);
         }
         if env.channel == self.channel.name {
             self.on_replayed(&env);
