@@ -125,6 +125,15 @@ fn curve_server_applies_only_allowed_keys() {
     assert!(server
         .curve_rejected_keys()
         .contains(&stranger.public().to_owned()));
+    // Every refusal is counted by kind, also those that never reach the ZAP handler
+    // (a refused client may try its handshake again: at least one each).
+    let refusals = server.curve_refusals();
+    for kind in ["unknown_client", "no_curve", "bad_server_key"] {
+        assert!(
+            refusals.get(kind).is_some_and(|&n| n >= 1),
+            "{kind}: {refusals:?}"
+        );
+    }
 }
 
 #[test]
