@@ -25,7 +25,13 @@ from tradewire.transport._base import (
     now_ns,
     resolve_channel,
 )
-from tradewire.transport.security import CurveClient, CurveServer, secure_client, secure_server
+from tradewire.transport.security import (
+    CurveClient,
+    CurveServer,
+    secure_client,
+    secure_server,
+)
+from tradewire.transport.security import log as security_log
 
 log = logging.getLogger("tradewire.transport")
 
@@ -200,7 +206,10 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
         self.channel: Channel[Req] = resolve_channel(self, channel, Pattern.COMMAND)
         self._max_payload = max_payload
         self._warn = WarnLimiter(log, f"rejected commands on {self.channel.name}", warn_interval)
-        self._curve_warn = WarnLimiter(log, f"refused CURVE clients at {endpoint}", warn_interval)
+        # on the security logger: refusals stay visible when transport warnings are silenced
+        self._curve_warn = WarnLimiter(
+            security_log, f"refused CURVE clients at {endpoint}", warn_interval
+        )
         self._socket = self._socket_of(zmq.ROUTER, max_payload)
         self._auth = secure_server(self._socket, curve, endpoint) if curve is not None else None
         self._both = self._poller()
