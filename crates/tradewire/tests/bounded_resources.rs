@@ -28,6 +28,17 @@ fn status_bytes(pid: u32, field: &str) -> u64 {
         * 1024
 }
 
+/// The next frame `sock` receives; fails with `what` when none comes before `deadline`
+/// (a hang guard: the peers answer within milliseconds when healthy).
+fn recv_before(sock: &zmq::Socket, deadline: Instant, what: &str) -> Vec<u8> {
+    loop {
+        assert!(Instant::now() < deadline, "{what}");
+        if sock.poll(zmq::POLLIN, 1000).unwrap() > 0 {
+            return sock.recv_bytes(0).unwrap();
+        }
+    }
+}
+
 fn frame(key: &str, type_id: u16, fingerprint: u64, seq: u64, payload: &[u8]) -> Vec<u8> {
     let env = Envelope {
         channel: "market_data",
@@ -95,11 +106,7 @@ fn subscriber_counts_garbage_by_kind_and_bounds_an_oversized_frame() {
     let hb = v1::Heartbeat::TYPE;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        assert!(Instant::now() < deadline, "no sync subscription");
-        if xpub.poll(zmq::POLLIN, 1000).unwrap() == 0 {
-            continue;
-        }
-        let event = xpub.recv_bytes(0).unwrap();
+        let event = recv_before(&xpub, deadline, "no sync subscription");
         if event.first() == Some(&1) && event.windows(6).any(|w| w == b"~sync~") {
             let topic = &event[1..event.len() - 1];
             let key = std::str::from_utf8(&topic[b"market_data/".len()..]).unwrap();
@@ -271,11 +278,7 @@ fn unread_full_ring_replays_leave_publisher_memory_bounded() {
     let mut seqs = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        assert!(Instant::now() < deadline, "no ReplayEnd for a reading peer");
-        if reader.poll(zmq::POLLIN, 1000).unwrap() == 0 {
-            continue;
-        }
-        let f = reader.recv_bytes(0).unwrap();
+        let f = recv_before(&reader, deadline, "no ReplayEnd for a reading peer");
         let env = wire::decode(&f).unwrap();
         if env.type_id == v1::ReplayEnd::TYPE.type_id {
             break;
