@@ -139,19 +139,20 @@ def resolve_channel(owner: object, channel: Channel[Any] | None, pattern: Patter
 
 class WarnLimiter:
     """Bad-input warnings of one socket: at most one log line per `interval` seconds,
-    carrying the counts by kind since the previous line (a flood writes one line a second)."""
+    carrying the counts by kind since the previous line and the latest detail of each kind
+    (a flood writes one line a second, and no kind hides behind another)."""
 
     def __init__(self, logger: logging.Logger, what: str, interval: float) -> None:
         self._log = logger
         self._what = what
         self._interval = interval
         self._pending: Counter[str] = Counter()
-        self._last_detail = ""
+        self._details: dict[str, str] = {}
         self._next_at = 0.0
 
     def warn(self, kind: str, detail: str) -> None:
         self._pending[kind] += 1
-        self._last_detail = detail
+        self._details[kind] = detail
         now = time.monotonic()
         if now >= self._next_at:
             self._emit(now)
@@ -162,9 +163,12 @@ class WarnLimiter:
             self._emit(time.monotonic())
 
     def _emit(self, now: float) -> None:
-        counts = ", ".join(f"{kind}={n}" for kind, n in sorted(self._pending.items()))
-        self._log.warning("%s: %s (last: %s)", self._what, counts, self._last_detail)
+        counts = "; ".join(
+            f"{kind}={n} (last: {self._details[kind]})" for kind, n in sorted(self._pending.items())
+        )
+        self._log.warning("%s: %s", self._what, counts)
         self._pending.clear()
+        self._details.clear()
         self._next_at = now + self._interval
 
 

@@ -92,8 +92,8 @@ pub fn max_frame_size(max_payload: usize) -> i64 {
 pub(crate) struct WarnLimiter {
     what: String,
     interval: Duration,
-    pending: BTreeMap<&'static str, u64>,
-    last_detail: String,
+    /// Count and one example detail of each kind seen since the last line.
+    pending: BTreeMap<&'static str, (u64, String)>,
     next_at: Option<Instant>,
 }
 
@@ -103,17 +103,16 @@ impl WarnLimiter {
             what,
             interval,
             pending: BTreeMap::new(),
-            last_detail: String::new(),
             next_at: None,
         }
     }
 
     /// Counts one `kind`; writes a line when the interval since the last one has passed.
+    /// `detail` is built once per kind and line, so a flood costs a counter increment.
     pub(crate) fn warn(&mut self, kind: &'static str, detail: impl FnOnce() -> String) {
-        *self.pending.entry(kind).or_insert(0) += 1;
+        self.pending.entry(kind).or_insert_with(|| (0, detail())).0 += 1;
         let now = Instant::now();
         if self.next_at.is_none_or(|at| now >= at) {
-            self.last_detail = detail();
             self.emit(now);
         }
     }
@@ -129,14 +128,9 @@ impl WarnLimiter {
         let counts: Vec<String> = self
             .pending
             .iter()
-            .map(|(k, n)| format!("{k}={n}"))
+            .map(|(k, (n, detail))| format!("{k}={n} (e.g. {detail})"))
             .collect();
-        eprintln!(
-            "tradewire: WARNING {}: {} (e.g. {})",
-            self.what,
-            counts.join(", "),
-            self.last_detail
-        );
+        eprintln!("tradewire: WARNING {}: {}", self.what, counts.join("; "));
         self.pending.clear();
         self.next_at = Some(now + self.interval);
     }
