@@ -99,7 +99,7 @@ def test_check_notices_schema_edits(tmp_root: Path, capsys: pytest.CaptureFixtur
     edit(
         tmp_root / "schema/tradewire/v1/heartbeat.proto",
         "uint64 last_seq = 2;",
-        "uint64 last_seq = 2;\n  // Publisher epoch.\n  uint32 epoch = 5;",
+        "uint64 last_seq = 2;\n  // Publisher epoch.\n  uint32 epoch = 99;",
     )
     code, out, _ = run(capsys, "--root", tmp_root, "--no-prost", "--check")
     assert code == 1

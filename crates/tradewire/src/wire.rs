@@ -716,6 +716,7 @@ mod tests {
             last_key_seq: [("AAPL".to_string(), 3), ("日本".to_string(), u64::MAX)]
                 .into_iter()
                 .collect(),
+            ..Default::default()
         };
         let mut out = Vec::new();
         let flags = FLAG_REPLAY | FLAG_SNAPSHOT | 0xf0;

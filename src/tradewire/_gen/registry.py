@@ -71,7 +71,7 @@ HEARTBEAT_TYPE = MessageType[heartbeat_pb2.Heartbeat](
     type_id=7,
     full_name="tradewire.v1.Heartbeat",
     cls=heartbeat_pb2.Heartbeat,
-    fingerprint=0x5BE9_C31D_AD38_0874,
+    fingerprint=0x521B_9042_78A0_4FF7,
 )
 """`tradewire.v1.Heartbeat`, envelope type id 7."""
 
@@ -87,7 +87,7 @@ REPLAY_END_TYPE = MessageType[transport_pb2.ReplayEnd](
     type_id=9,
     full_name="tradewire.v1.ReplayEnd",
     cls=transport_pb2.ReplayEnd,
-    fingerprint=0x3B7B_6167_054C_C472,
+    fingerprint=0xE5DD_AF27_8C66_4D02,
 )
 """`tradewire.v1.ReplayEnd`, envelope type id 9."""
 

@@ -145,6 +145,10 @@ def heartbeat() -> st.SearchStrategy[heartbeat_pb2.Heartbeat]:
         last_seq=_UINT64,
         timestamp_us=_INT64,
         last_key_seq=st.dictionaries(_TEXT, _UINT64, max_size=4),
+        uptime_us=_UINT64,
+        previous_publisher_id=_UINT64,
+        previous_last_seq=_UINT64,
+        previous_last_key_seq=st.dictionaries(_TEXT, _UINT64, max_size=4),
     )
 
 
@@ -173,6 +177,7 @@ def replay_end() -> st.SearchStrategy[transport_pb2.ReplayEnd]:
         unrecoverable_from=_UINT64,
         unrecoverable_to=_UINT64,
         unknown_publisher=_BOOL,
+        last_seq=_UINT64,
     )
 
 

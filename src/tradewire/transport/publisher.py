@@ -87,6 +87,7 @@ class Publisher(Endpoint, Generic[M]):
         super().__init__(context, linger_ms)
         self.channel: Channel[M] = resolve_channel(self, channel, Pattern.PUB_SUB)
         self.publisher_id = secrets.randbits(64) | 1
+        self._started = time.monotonic_ns()
         self.endpoint = endpoint
         self.control_endpoint = control or control_endpoint(endpoint)
         self._type = self.channel.message
@@ -237,6 +238,7 @@ class Publisher(Endpoint, Generic[M]):
             last_seq=self._seq,
             timestamp_us=now_ns() // 1000,
             last_key_seq=self._key_seq if self._key_field else {},
+            uptime_us=(time.monotonic_ns() - self._started) // 1000,
         )
         return wire.pack_frame(
             topic_bytes,
@@ -360,7 +362,8 @@ class Publisher(Endpoint, Generic[M]):
         else:
             with self._lock:
                 newest = self._seq
-                upto = min(req.to_seq, self._key_seq.get(req.key, 0) if req.key else newest)
+                end.last_seq = self._key_seq.get(req.key, 0) if req.key else newest
+                upto = min(req.to_seq, end.last_seq)
             expected = req.from_seq
             cursor: int | None = 1 if req.key else req.from_seq
             while cursor is not None and cursor <= newest and expected <= upto:

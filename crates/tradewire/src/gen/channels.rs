@@ -42,7 +42,7 @@ pub const COMMAND_ACK_TYPE: MessageType = MessageType {
 pub const HEARTBEAT_TYPE: MessageType = MessageType {
     type_id: 7,
     full_name: "tradewire.v1.Heartbeat",
-    fingerprint: 0x5be9_c31d_ad38_0874,
+    fingerprint: 0x521b_9042_78a0_4ff7,
 };
 /// `tradewire.v1.ReplayRequest`.
 pub const REPLAY_REQUEST_TYPE: MessageType = MessageType {
@@ -54,7 +54,7 @@ pub const REPLAY_REQUEST_TYPE: MessageType = MessageType {
 pub const REPLAY_END_TYPE: MessageType = MessageType {
     type_id: 9,
     full_name: "tradewire.v1.ReplayEnd",
-    fingerprint: 0x3b7b_6167_054c_c472,
+    fingerprint: 0xe5dd_af27_8c66_4d02,
 };
 /// `tradewire.v1.SnapshotRequest`.
 pub const SNAPSHOT_REQUEST_TYPE: MessageType = MessageType {

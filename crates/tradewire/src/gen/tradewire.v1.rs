@@ -371,6 +371,25 @@ pub struct Heartbeat {
         ::prost::alloc::string::String,
         u64,
     >,
+    /// Microseconds since this publisher started (its publisher id was drawn). A
+    /// subscriber that has waited longer than this met the stream from its start,
+    /// so anything before the first number it sees was missed, not skipped.
+    #[prost(uint64, tag = "5")]
+    pub uptime_us: u64,
+    /// The publisher id this publisher took over from, when it restarted on a
+    /// journal (0 otherwise): its earlier stream can still be replayed from here.
+    #[prost(uint64, tag = "6")]
+    pub previous_publisher_id: u64,
+    /// Last sequence number the previous publisher id published (with
+    /// previous_publisher_id).
+    #[prost(uint64, tag = "7")]
+    pub previous_last_seq: u64,
+    /// Last per-key sequence number of each key of the previous publisher id.
+    #[prost(btree_map = "string, uint64", tag = "8")]
+    pub previous_last_key_seq: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        u64,
+    >,
 }
 /// One top-of-book update for one instrument.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -588,6 +607,12 @@ pub struct ReplayEnd {
     /// the whole range is unrecoverable.
     #[prost(bool, tag = "9")]
     pub unknown_publisher: bool,
+    /// Last number the publisher has published on the requested stream (the channel
+    /// seq, or the key's key_seq when key is set) of publisher_id when the replay
+    /// ended; 0 with unknown_publisher. A subscriber that asked for a number above
+    /// it was sent a frame this publisher never published.
+    #[prost(uint64, tag = "10")]
+    pub last_seq: u64,
 }
 /// Subscriber -> publisher: the latest message per key of a last-value channel.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

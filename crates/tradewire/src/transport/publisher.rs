@@ -184,6 +184,8 @@ struct Shared {
 struct Inner {
     channel: Channel,
     publisher_id: u64,
+    /// When `publisher_id` was drawn (the Heartbeat's uptime).
+    started: Instant,
     shared: Mutex<Shared>,
     handshake: Condvar,
     stop: AtomicBool,
@@ -250,6 +252,7 @@ impl<M: SchemaMessage + Keyed> Publisher<M> {
         let inner = Arc::new(Inner {
             channel,
             publisher_id: random_nonzero_u64(),
+            started: Instant::now(),
             shared: Mutex::new(Shared {
                 xpub,
                 seq: 0,
@@ -740,6 +743,8 @@ fn heartbeat_frame(inner: &Inner, s: &Shared, key: &str) -> Result<Vec<u8>> {
         } else {
             Default::default()
         },
+        uptime_us: u64::try_from(inner.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        ..Default::default()
     };
     control_frame(inner, key, &beat)
 }
@@ -848,6 +853,7 @@ fn replay(inner: &Inner, req: v1::ReplayRequest) -> Source {
             None => (Some(u32::MAX), 0),
         }
     };
+    end.last_seq = newest_number;
     let cursor = ReplayCursor {
         key_id,
         newest: s.seq,

@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from tradewire._gen.tradewire.v1 import options_pb2 as tradewire_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctradewire/v1/heartbeat.proto\x12\x0ctradewire.v1\x1a\x1atradewire/v1/options.proto\"\xbc\x01\n\tHeartbeat\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\x12\x14\n\x0ctimestamp_us\x18\x03 \x01(\x03\x12=\n\x0clast_key_seq\x18\x04 \x03(\x0b\x32\'.tradewire.v1.Heartbeat.LastKeySeqEntry\x1a\x31\n\x0fLastKeySeqEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01:\x04\x88\xb5\x18\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ctradewire/v1/heartbeat.proto\x12\x0ctradewire.v1\x1a\x1atradewire/v1/options.proto\"\x94\x03\n\tHeartbeat\x12\x0f\n\x07\x63hannel\x18\x01 \x01(\t\x12\x10\n\x08last_seq\x18\x02 \x01(\x04\x12\x14\n\x0ctimestamp_us\x18\x03 \x01(\x03\x12=\n\x0clast_key_seq\x18\x04 \x03(\x0b\x32\'.tradewire.v1.Heartbeat.LastKeySeqEntry\x12\x11\n\tuptime_us\x18\x05 \x01(\x04\x12\x1d\n\x15previous_publisher_id\x18\x06 \x01(\x04\x12\x19\n\x11previous_last_seq\x18\x07 \x01(\x04\x12N\n\x15previous_last_key_seq\x18\x08 \x03(\x0b\x32/.tradewire.v1.Heartbeat.PreviousLastKeySeqEntry\x1a\x31\n\x0fLastKeySeqEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a\x39\n\x17PreviousLastKeySeqEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01:\x04\x88\xb5\x18\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +35,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_HEARTBEAT_LASTKEYSEQENTRY']._loaded_options = None
   _globals['_HEARTBEAT_LASTKEYSEQENTRY']._serialized_options = b'8\001'
+  _globals['_HEARTBEAT_PREVIOUSLASTKEYSEQENTRY']._loaded_options = None
+  _globals['_HEARTBEAT_PREVIOUSLASTKEYSEQENTRY']._serialized_options = b'8\001'
   _globals['_HEARTBEAT']._loaded_options = None
   _globals['_HEARTBEAT']._serialized_options = b'\210\265\030\007'
   _globals['_HEARTBEAT']._serialized_start=75
-  _globals['_HEARTBEAT']._serialized_end=263
-  _globals['_HEARTBEAT_LASTKEYSEQENTRY']._serialized_start=208
-  _globals['_HEARTBEAT_LASTKEYSEQENTRY']._serialized_end=257
+  _globals['_HEARTBEAT']._serialized_end=479
+  _globals['_HEARTBEAT_LASTKEYSEQENTRY']._serialized_start=365
+  _globals['_HEARTBEAT_LASTKEYSEQENTRY']._serialized_end=414
+  _globals['_HEARTBEAT_PREVIOUSLASTKEYSEQENTRY']._serialized_start=416
+  _globals['_HEARTBEAT_PREVIOUSLASTKEYSEQENTRY']._serialized_end=473
 # @@protoc_insertion_point(module_scope)

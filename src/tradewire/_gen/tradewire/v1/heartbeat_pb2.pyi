@@ -9,8 +9,15 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Heartbeat(_message.Message):
-    __slots__ = ("channel", "last_seq", "timestamp_us", "last_key_seq")
+    __slots__ = ("channel", "last_seq", "timestamp_us", "last_key_seq", "uptime_us", "previous_publisher_id", "previous_last_seq", "previous_last_key_seq")
     class LastKeySeqEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class PreviousLastKeySeqEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -21,8 +28,16 @@ class Heartbeat(_message.Message):
     LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_US_FIELD_NUMBER: _ClassVar[int]
     LAST_KEY_SEQ_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_US_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_PUBLISHER_ID_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_LAST_KEY_SEQ_FIELD_NUMBER: _ClassVar[int]
     channel: str
     last_seq: int
     timestamp_us: int
     last_key_seq: _containers.ScalarMap[str, int]
-    def __init__(self, channel: _Optional[str] = ..., last_seq: _Optional[int] = ..., timestamp_us: _Optional[int] = ..., last_key_seq: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    uptime_us: int
+    previous_publisher_id: int
+    previous_last_seq: int
+    previous_last_key_seq: _containers.ScalarMap[str, int]
+    def __init__(self, channel: _Optional[str] = ..., last_seq: _Optional[int] = ..., timestamp_us: _Optional[int] = ..., last_key_seq: _Optional[_Mapping[str, int]] = ..., uptime_us: _Optional[int] = ..., previous_publisher_id: _Optional[int] = ..., previous_last_seq: _Optional[int] = ..., previous_last_key_seq: _Optional[_Mapping[str, int]] = ...) -> None: ...

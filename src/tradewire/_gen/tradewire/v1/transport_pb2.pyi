@@ -23,7 +23,7 @@ class ReplayRequest(_message.Message):
     def __init__(self, channel: _Optional[str] = ..., publisher_id: _Optional[int] = ..., key: _Optional[str] = ..., from_seq: _Optional[int] = ..., to_seq: _Optional[int] = ...) -> None: ...
 
 class ReplayEnd(_message.Message):
-    __slots__ = ("channel", "publisher_id", "key", "from_seq", "to_seq", "replayed", "unrecoverable_from", "unrecoverable_to", "unknown_publisher")
+    __slots__ = ("channel", "publisher_id", "key", "from_seq", "to_seq", "replayed", "unrecoverable_from", "unrecoverable_to", "unknown_publisher", "last_seq")
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     PUBLISHER_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class ReplayEnd(_message.Message):
     UNRECOVERABLE_FROM_FIELD_NUMBER: _ClassVar[int]
     UNRECOVERABLE_TO_FIELD_NUMBER: _ClassVar[int]
     UNKNOWN_PUBLISHER_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEQ_FIELD_NUMBER: _ClassVar[int]
     channel: str
     publisher_id: int
     key: str
@@ -42,7 +43,8 @@ class ReplayEnd(_message.Message):
     unrecoverable_from: int
     unrecoverable_to: int
     unknown_publisher: bool
-    def __init__(self, channel: _Optional[str] = ..., publisher_id: _Optional[int] = ..., key: _Optional[str] = ..., from_seq: _Optional[int] = ..., to_seq: _Optional[int] = ..., replayed: _Optional[int] = ..., unrecoverable_from: _Optional[int] = ..., unrecoverable_to: _Optional[int] = ..., unknown_publisher: _Optional[bool] = ...) -> None: ...
+    last_seq: int
+    def __init__(self, channel: _Optional[str] = ..., publisher_id: _Optional[int] = ..., key: _Optional[str] = ..., from_seq: _Optional[int] = ..., to_seq: _Optional[int] = ..., replayed: _Optional[int] = ..., unrecoverable_from: _Optional[int] = ..., unrecoverable_to: _Optional[int] = ..., unknown_publisher: _Optional[bool] = ..., last_seq: _Optional[int] = ...) -> None: ...
 
 class SnapshotRequest(_message.Message):
     __slots__ = ("channel", "keys")
