@@ -32,6 +32,7 @@
 mod command;
 mod publisher;
 mod security;
+mod sequencer;
 mod subscriber;
 
 use std::collections::hash_map::RandomState;
@@ -51,6 +52,9 @@ pub use command::{
 };
 pub use publisher::{Publisher, PublisherOptions, PublisherStats};
 pub use security::{curve_available, CurveClient, CurveKeyPair, CurveServer};
+pub use sequencer::{
+    ReplayAsk, SeqEvent, Sequencer, SequencerOptions, SequencerStats, Start, Verdict, TO_LAST,
+};
 #[doc(hidden)]
 pub use subscriber::json_string;
 pub use subscriber::{Event, EventKind, Received, Subscriber, SubscriberOptions, SubscriberStats};

@@ -1,6 +1,6 @@
 //! Subscriber: SUB data socket + DEALER to the publisher's control ROUTER (WIRE.md §7).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
@@ -8,6 +8,8 @@ use crate::catalog::{Channel, Pattern, SchemaMessage};
 use crate::v1;
 use crate::wire::{self, Envelope, WireError};
 
+pub use super::sequencer::{EventKind, Start};
+use super::sequencer::{SeqEvent, Sequencer, SequencerOptions};
 use super::{
     check_payload, common_options, control_endpoint, max_frame_size, millis_i64, now_ns,
     random_hex, random_nonzero_u64, resolve_channel, Result, TransportError, WarnLimiter,
@@ -38,6 +40,11 @@ pub struct SubscriberOptions {
     pub snapshot: bool,
     /// Recover gaps by replay (default); when false gaps are only reported.
     pub recover: bool,
+    /// Where to start in the stream of the publisher met at the handshake (§7.1).
+    pub start: Start,
+    /// A number more than this beyond the highest one known (or a new publisher id) is
+    /// checked with the publisher's control socket before it is believed (§9).
+    pub plausible_jump: u64,
     /// Reject frames whose schema fingerprint differs from the local one.
     pub strict: bool,
     /// Largest accepted payload. Both sockets get the matching `ZMQ_MAXMSGSIZE`
@@ -68,6 +75,8 @@ impl Default for SubscriberOptions {
             linger: DEFAULT_LINGER,
             snapshot: false,
             recover: true,
+            start: Start::Latest,
+            plausible_jump: SequencerOptions::default().plausible_jump,
             strict: false,
             max_payload: wire::DEFAULT_MAX_PAYLOAD,
             warn_interval: DEFAULT_WARN_INTERVAL,
@@ -107,38 +116,6 @@ impl<M> Received<M> {
     /// Part of a last-value snapshot.
     pub fn is_snapshot(&self) -> bool {
         self.flags & wire::FLAG_SNAPSHOT != 0
-    }
-}
-
-/// What kind of thing happened to the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    /// Sequence numbers `first..=last` were missed; recovery starts.
-    GapDetected,
-    /// Every message of `first..=last` was recovered by replay.
-    GapRecovered,
-    /// Messages `first..=last` are lost for good (not held, publisher restarted, or no
-    /// answer); `detail` says why.
-    UnrecoverableGap,
-    /// A new publisher id appeared on the channel; `detail` names the previous one.
-    PublisherRestart,
-    /// Nothing received for the peer timeout.
-    PeerLost,
-    /// Traffic is back after `PeerLost`.
-    PeerBack,
-}
-
-impl EventKind {
-    /// The event name shared with the Python SDK: `gap_detected`, `unrecoverable_gap`, ...
-    pub fn name(self) -> &'static str {
-        match self {
-            EventKind::GapDetected => "gap_detected",
-            EventKind::GapRecovered => "gap_recovered",
-            EventKind::UnrecoverableGap => "unrecoverable_gap",
-            EventKind::PublisherRestart => "publisher_restart",
-            EventKind::PeerLost => "peer_lost",
-            EventKind::PeerBack => "peer_back",
-        }
     }
 }
 
@@ -238,48 +215,15 @@ pub struct SubscriberStats {
     pub peer_lost: u64,
     /// Live frames discarded by the `lose_live` test hook.
     pub test_lost: u64,
+    /// Tails of restarted publishers whose extent nobody knew (reported as an
+    /// `unrecoverable_gap` ending at [`super::TO_LAST`], not in `unrecoverable`).
+    pub unknown_tails: u64,
+    /// Implausible numbers and new publisher ids checked with the publisher (§9).
+    pub checks: u64,
 }
 
 /// Frames read from one socket per turn of `recv` before looking at the other.
 const BATCH: usize = 256;
-
-/// Delivery state of one tracked sequence (the channel seq, or one key's key_seq) of the
-/// current publisher.
-struct Stream<M> {
-    /// Every number up to here is delivered or accounted lost.
-    last: u64,
-    /// Highest number known: delivered, held, lost, or asked for by replay.
-    top: u64,
-    /// Messages beyond a gap, waiting for it to be filled or given up.
-    held: BTreeMap<u64, Received<M>>,
-    /// Ranges given up beyond `last` (sorted), skipped when the held messages flush.
-    lost: Vec<(u64, u64)>,
-    /// The one replay request outstanding: its range and when it is given up.
-    request: Option<(u64, u64)>,
-    replay_deadline: Option<Instant>,
-    /// Frames accepted from the outstanding request.
-    replayed: u64,
-    /// Highest number of the gaps seen while a request was outstanding (asked for next).
-    wanted_upto: u64,
-    /// Highest number asked for so far.
-    requested_upto: u64,
-}
-
-impl<M> Stream<M> {
-    fn new(last: u64) -> Self {
-        Stream {
-            last,
-            top: last,
-            held: BTreeMap::new(),
-            lost: Vec::new(),
-            request: None,
-            replay_deadline: None,
-            replayed: 0,
-            wanted_upto: 0,
-            requested_upto: last,
-        }
-    }
-}
 
 /// Receives messages of type `M` from one publisher, in sequence order, recovering gaps.
 ///
@@ -294,14 +238,13 @@ pub struct Subscriber<M> {
     client_id: u64,
     sync_key: String,
     keys: Vec<String>,
-    /// Current publisher.
-    pid: Option<u64>,
-    /// Delivery state per tracked key ("" = channel seq when unfiltered) of `pid`.
-    streams: HashMap<String, Stream<M>>,
+    /// Ordering, gaps, replay and plausibility of what arrives.
+    seq: Sequencer<Received<M>>,
+    /// The clock of `seq` counts from here.
+    born: Instant,
     /// (publisher, channel seq) of the snapshot we started from.
     snapshot_seq: Option<(u64, u64)>,
     live: bool,
-    out: VecDeque<Received<M>>,
     events: VecDeque<Event>,
     stats: SubscriberStats,
     last_traffic: Instant,
@@ -380,11 +323,17 @@ impl<M: SchemaMessage> Subscriber<M> {
             client_id: random_nonzero_u64(),
             sync_key,
             keys,
-            pid: None,
-            streams: HashMap::new(),
+            seq: Sequencer::new(SequencerOptions {
+                start: opts.start,
+                recover: opts.recover,
+                replay_timeout_ns: u64::try_from(opts.replay_timeout.as_nanos())
+                    .unwrap_or(u64::MAX),
+                plausible_jump: opts.plausible_jump,
+                ..SequencerOptions::default()
+            }),
+            born: Instant::now(),
             snapshot_seq: None,
             live: false,
-            out: VecDeque::new(),
             events: VecDeque::new(),
             stats: SubscriberStats::default(),
             last_traffic: Instant::now(),
@@ -432,11 +381,16 @@ impl<M: SchemaMessage> Subscriber<M> {
     pub fn recv(&mut self, timeout: Duration) -> Option<Received<M>> {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(r) = self.out.pop_front() {
+            if let Some(r) = self.seq.pop_ready() {
                 self.stats.delivered += 1;
                 return Some(r);
             }
-            match self.pump_all() {
+            let pumped = self.pump_all();
+            // Timers run even while frames keep coming: a replay that never answers is
+            // given up on time however busy the live stream is.
+            self.check_timers();
+            self.take_outputs();
+            match pumped {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => {
@@ -444,8 +398,7 @@ impl<M: SchemaMessage> Subscriber<M> {
                     return None;
                 }
             }
-            self.check_timers();
-            if !self.out.is_empty() {
+            if self.seq.has_ready() {
                 continue;
             }
             let now = Instant::now();
@@ -460,10 +413,9 @@ impl<M: SchemaMessage> Subscriber<M> {
                     .saturating_sub(self.last_traffic.elapsed());
                 wait = wait.min(until_lost + Duration::from_millis(1));
             }
-            for stream in self.streams.values() {
-                if let Some(d) = stream.replay_deadline {
-                    wait = wait.min(d.saturating_duration_since(now) + Duration::from_millis(1));
-                }
+            if let Some(d) = self.seq.next_deadline() {
+                let left = Duration::from_nanos(d.saturating_sub(self.now()));
+                wait = wait.min(left + Duration::from_millis(1));
             }
             let mut items = [
                 self.sub.as_poll_item(zmq::POLLIN),
@@ -505,7 +457,65 @@ impl<M: SchemaMessage> Subscriber<M> {
 
     /// Id of the publisher currently followed.
     pub fn publisher_id(&self) -> Option<u64> {
-        self.pid
+        self.seq.publisher_id()
+    }
+
+    /// Nanoseconds since this subscriber was made: the sequencer's clock.
+    fn now(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Sends the sequencer's replay requests; queues its events; copies its counters.
+    fn take_outputs(&mut self) {
+        while let Some(ask) = self.seq.pop_ask() {
+            let request = v1::ReplayRequest {
+                channel: self.channel.name.to_owned(),
+                publisher_id: ask.publisher_id,
+                key: ask.key,
+                from_seq: ask.from,
+                to_seq: ask.to,
+            };
+            // A request that cannot be sent is given up by the sequencer's timer.
+            if let Err(e) = self.send_control(&request) {
+                self.stats.last_error = Some(format!("replay request not sent: {e}"));
+            }
+        }
+        while let Some(e) = self.seq.pop_event() {
+            self.push_event(e);
+        }
+        let q = self.seq.stats();
+        self.stats.duplicates = q.duplicates;
+        self.stats.gaps = q.gaps;
+        self.stats.missed = q.missed;
+        self.stats.recovered = q.recovered;
+        self.stats.unrecoverable = q.unrecoverable;
+        self.stats.unknown_tails = q.unknown_tails;
+        self.stats.restarts = q.restarts;
+        self.stats.replay_requests = q.replay_requests;
+        self.stats.checks = q.checks;
+        for (kind, n) in [("disowned", q.disowned), ("unverified", q.unverified)] {
+            let seen = self.stats.rejected.get(kind).copied().unwrap_or(0);
+            if n > seen {
+                self.stats.rejected.insert(kind, n);
+                let detail = format!(
+                    "{} frame(s) {kind} by the plausibility check (§9)",
+                    n - seen
+                );
+                self.warn.warn(kind, || detail);
+            }
+        }
+    }
+
+    fn push_event(&mut self, e: SeqEvent) {
+        self.events.push_back(Event {
+            kind: e.kind,
+            channel: self.channel.name,
+            publisher_id: e.publisher_id,
+            key: e.key,
+            first: e.first,
+            last: e.last,
+            detail: e.detail,
+        });
     }
 
     /// Reads and handles what is queued on both sockets, up to a batch from each
@@ -548,16 +558,9 @@ impl<M: SchemaMessage> Subscriber<M> {
     /// follows them is delivered, and the next request goes out).
     fn check_timers(&mut self) {
         self.check_peer();
-        let now = Instant::now();
-        let expired: Vec<String> = self
-            .streams
-            .iter()
-            .filter(|(_, s)| s.replay_deadline.is_some_and(|d| now >= d))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in expired {
-            let why = format!("no ReplayEnd within {:?}", self.opts.replay_timeout);
-            self.finish_request(&key, &why);
+        let now = self.now();
+        if self.seq.next_deadline().is_some_and(|d| now >= d) {
+            self.seq.on_timer(now);
         }
     }
 
@@ -597,7 +600,7 @@ impl<M: SchemaMessage> Subscriber<M> {
         self.events.push_back(Event {
             kind,
             channel: self.channel.name,
-            publisher_id: self.pid.unwrap_or(0),
+            publisher_id: self.seq.publisher_id().unwrap_or(0),
             key: key.to_owned(),
             first,
             last,
@@ -698,104 +701,33 @@ impl<M: SchemaMessage> Subscriber<M> {
         }
     }
 
-    /// Follows `publisher_id`; a different one than the current is a restart (§7.2):
-    /// whatever the previous one still owed is reported lost, what was held for it is
-    /// delivered, and the new stream starts over at 1.
-    fn follow(&mut self, publisher_id: u64) {
-        match self.pid {
-            Some(p) if p == publisher_id => {}
-            Some(previous) => {
-                let keys: Vec<String> = self.streams.keys().cloned().collect();
-                for key in keys {
-                    let top = self.streams.get(&key).map_or(0, |s| s.top);
-                    self.give_up(&key, 1, top, "the publisher restarted");
-                }
-                self.stats.restarts += 1;
-                self.pid = Some(publisher_id);
-                self.streams.clear();
-                for key in self.tracked_keys() {
-                    self.streams.insert(key, Stream::new(0));
-                }
-                self.snapshot_seq = None;
-                let detail = format!("previous publisher {previous:016x}");
-                self.event(EventKind::PublisherRestart, "", 0, 0, detail);
-            }
-            None => self.pid = Some(publisher_id),
-        }
-    }
-
-    fn tracked_keys(&self) -> Vec<String> {
-        if self.keys.is_empty() {
-            vec![String::new()]
-        } else {
-            self.keys.clone()
-        }
-    }
-
     fn on_data(&mut self, env: &Envelope<'_>, msg: M) {
-        self.follow(env.publisher_id);
+        let covered = matches!(
+            self.snapshot_seq,
+            Some((p, s)) if p == env.publisher_id && env.seq <= s
+        );
+        if covered {
+            self.stats.snapshot_skipped += 1;
+            return;
+        }
         let (key, n) = self.number(env);
         let r = self.received(env, msg);
-        let Some(stream) = self.streams.get_mut(key) else {
-            // First message before the handshake completed: it is the baseline.
-            self.streams.insert(key.to_owned(), Stream::new(n));
-            self.out.push_back(r);
-            return;
-        };
-        if n <= stream.last || stream.held.contains_key(&n) {
-            let covered =
-                matches!(self.snapshot_seq, Some((p, s)) if p == env.publisher_id && env.seq <= s);
-            if covered {
-                self.stats.snapshot_skipped += 1;
-            } else {
-                self.stats.duplicates += 1;
-            }
-            return;
-        }
-        let top = stream.top;
-        stream.top = top.max(n);
-        if n == stream.last + 1 && stream.held.is_empty() {
-            stream.last = n;
-            self.out.push_back(r);
-            return;
-        }
-        stream.held.insert(n, r);
-        if n > top + 1 {
-            self.gap(key, top + 1, n - 1);
-        }
-        self.flush(key);
+        let now = self.now();
+        self.seq.on_data(env.publisher_id, key, n, r, now);
     }
 
-    /// A replayed frame (FLAG_REPLAY, from the control socket) of the current publisher.
+    /// A replayed frame (FLAG_REPLAY, from the control socket).
     fn on_replayed(&mut self, env: &Envelope<'_>) {
-        if Some(env.publisher_id) != self.pid || env.type_id != M::TYPE.type_id {
-            return;
-        }
-        let (key, n) = self.number(env);
-        let Some(stream) = self.streams.get(key) else {
-            return;
-        };
-        if n <= stream.last || stream.held.contains_key(&n) {
-            self.stats.duplicates += 1;
+        if env.type_id != M::TYPE.type_id {
             return;
         }
         let Some(msg) = self.decode(env) else {
             return;
         };
+        let (key, n) = self.number(env);
         let r = self.received(env, msg);
-        let replay_timeout = self.opts.replay_timeout;
-        let Some(stream) = self.streams.get_mut(key) else {
-            return;
-        };
-        if stream.replay_deadline.is_some() {
-            // Progress: the replay is still flowing.
-            stream.replay_deadline = Some(Instant::now() + replay_timeout);
-            stream.replayed += 1;
-        }
-        stream.top = stream.top.max(n);
-        stream.held.insert(n, r);
-        self.stats.recovered += 1;
-        self.flush(key);
+        let now = self.now();
+        self.seq.on_replayed(env.publisher_id, key, n, r, now);
     }
 
     fn on_heartbeat(&mut self, env: &Envelope<'_>, hb: &v1::Heartbeat) {
@@ -805,7 +737,6 @@ impl<M: SchemaMessage> Subscriber<M> {
         if self.opts.snapshot && !self.live && env.key != self.sync_key {
             return;
         }
-        self.follow(env.publisher_id);
         let targets: Vec<(String, u64)> = if self.keys.is_empty() {
             vec![(String::new(), hb.last_seq)]
         } else {
@@ -814,166 +745,17 @@ impl<M: SchemaMessage> Subscriber<M> {
                 .map(|k| (k.clone(), hb.last_key_seq.get(k).copied().unwrap_or(0)))
                 .collect()
         };
-        for (key, target) in targets {
-            match self.streams.get_mut(&key) {
-                None => {
-                    self.streams.insert(key, Stream::new(target));
-                }
-                Some(stream) if target > stream.top => {
-                    let from = stream.top + 1;
-                    stream.top = target;
-                    self.gap(&key, from, target);
-                }
-                Some(_) => {}
-            }
-        }
+        let now = self.now();
         if env.key == self.sync_key {
+            // A publisher younger than our wait for it started after we did: everything
+            // it published was missed, not skipped (0: a publisher that does not say).
+            let waited = u64::try_from(self.born.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let newer = hb.uptime_us > 0 && hb.uptime_us < waited;
+            self.seq
+                .on_handshake(env.publisher_id, &targets, newer, now);
             self.live = true;
-        }
-    }
-
-    /// `from..=to` of `key` is missing: report it and recover it by replay, now or (one
-    /// request per stream outstanding) folded into the next request.
-    fn gap(&mut self, key: &str, from: u64, to: u64) {
-        self.stats.gaps += 1;
-        self.stats.missed += to - from + 1;
-        self.event(EventKind::GapDetected, key, from, to, String::new());
-        if !self.opts.recover {
-            self.give_up(key, from, to, "recovery disabled");
-            return;
-        }
-        let Some(stream) = self.streams.get_mut(key) else {
-            return;
-        };
-        if stream.request.is_some() {
-            stream.wanted_upto = stream.wanted_upto.max(to);
-            return;
-        }
-        self.request(key, from, to);
-    }
-
-    /// Sends a ReplayRequest for `from..=to` of `key` (none may be outstanding).
-    fn request(&mut self, key: &str, from: u64, to: u64) {
-        let request = v1::ReplayRequest {
-            channel: self.channel.name.to_owned(),
-            publisher_id: self.pid.unwrap_or(0),
-            key: key.to_owned(),
-            from_seq: from,
-            to_seq: to,
-        };
-        if let Err(e) = self.send_control(&request) {
-            self.give_up(key, from, to, &format!("replay request not sent: {e}"));
-            return;
-        }
-        self.stats.replay_requests += 1;
-        let deadline = Instant::now() + self.opts.replay_timeout;
-        if let Some(stream) = self.streams.get_mut(key) {
-            stream.request = Some((from, to));
-            stream.replay_deadline = Some(deadline);
-            stream.replayed = 0;
-            stream.requested_upto = stream.requested_upto.max(to);
-        }
-    }
-
-    /// The outstanding request of `key` is over (its ReplayEnd came, or it timed out):
-    /// whatever of its range is still missing is lost for good; then the gaps
-    /// seen meanwhile are asked for.
-    fn finish_request(&mut self, key: &str, why: &str) {
-        let Some(stream) = self.streams.get_mut(key) else {
-            return;
-        };
-        let Some((from, to)) = stream.request.take() else {
-            return;
-        };
-        stream.replay_deadline = None;
-        let replayed = stream.replayed;
-        let lost = self.give_up(key, from, to, why);
-        if lost == 0 {
-            let detail = format!("replayed {replayed}");
-            self.event(EventKind::GapRecovered, key, from, to, detail);
-        }
-        let Some(stream) = self.streams.get_mut(key) else {
-            return;
-        };
-        let wanted = std::mem::take(&mut stream.wanted_upto);
-        let mut next = stream.requested_upto.max(stream.last) + 1;
-        while next <= wanted && stream.held.contains_key(&next) {
-            next += 1;
-        }
-        if next <= wanted {
-            self.request(key, next, wanted);
-        }
-    }
-
-    /// Accounts every number of `from..=to` of `key` that is neither delivered nor held
-    /// as lost for good (events name the ranges), then delivers what follows. Returns
-    /// how many were lost.
-    fn give_up(&mut self, key: &str, from: u64, to: u64, why: &str) -> u64 {
-        let Some(stream) = self.streams.get_mut(key) else {
-            return 0;
-        };
-        let mut holes = Vec::new();
-        let mut cursor = from.max(stream.last + 1);
-        if cursor <= to {
-            for &n in stream.held.range(cursor..=to).map(|(n, _)| n) {
-                if n > cursor {
-                    holes.push((cursor, n - 1));
-                }
-                cursor = n + 1;
-            }
-            if cursor <= to {
-                holes.push((cursor, to));
-            }
-        }
-        // Ranges already given up are not lost twice.
-        let already = stream.lost.clone();
-        let holes: Vec<(u64, u64)> = holes
-            .into_iter()
-            .flat_map(|h| subtract(h, &already))
-            .collect();
-        stream.top = stream.top.max(to);
-        stream.lost.extend(holes.iter().copied());
-        stream.lost.sort_unstable();
-        let mut count = 0;
-        for (a, b) in holes {
-            count += b - a + 1;
-            self.stats.unrecoverable += b - a + 1;
-            self.event(EventKind::UnrecoverableGap, key, a, b, why.to_owned());
-        }
-        self.flush(key);
-        count
-    }
-
-    /// Delivers the held messages that are next in sequence, skipping lost ranges.
-    fn flush(&mut self, key: &str) {
-        let Some(stream) = self.streams.get_mut(key) else {
-            return;
-        };
-        loop {
-            let next = stream.last + 1;
-            if let Some(entry) = stream.held.first_entry() {
-                if *entry.key() <= next {
-                    let n = *entry.key();
-                    let r = entry.remove();
-                    if n == next {
-                        stream.last = n;
-                        self.out.push_back(r);
-                    }
-                    continue;
-                }
-            }
-            if let Some(&(a, b)) = stream.lost.first() {
-                if b <= stream.last {
-                    stream.lost.remove(0);
-                    continue;
-                }
-                if a <= next {
-                    stream.last = b;
-                    stream.lost.remove(0);
-                    continue;
-                }
-            }
-            return;
+        } else {
+            self.seq.on_heartbeat(env.publisher_id, &targets, now);
         }
     }
 
@@ -985,7 +767,7 @@ impl<M: SchemaMessage> Subscriber<M> {
         };
         if env.type_id == v1::ReplayEnd::TYPE.type_id {
             match wire::decode_message::<v1::ReplayEnd>(&env) {
-                Ok(end) => self.on_replay_end(&end),
+                Ok(end) => self.on_replay_end(env.publisher_id, &end),
                 Err(e) => self.reject(&e),
             }
             return;
@@ -998,30 +780,23 @@ impl<M: SchemaMessage> Subscriber<M> {
         }
     }
 
-    fn on_replay_end(&mut self, end: &v1::ReplayEnd) {
-        if Some(end.publisher_id) != self.pid {
-            return; // about a previous publisher: already given up at the restart
-        }
+    fn on_replay_end(&mut self, answered_by: u64, end: &v1::ReplayEnd) {
         let key = if self.keys.is_empty() {
             ""
         } else {
             end.key.as_str()
         };
-        let current = self
-            .streams
-            .get(key)
-            .and_then(|s| s.request)
-            .is_some_and(|r| r == (end.from_seq, end.to_seq));
-        if !current {
-            return; // the end of an earlier, timed-out request
-        }
-        let why = if end.unknown_publisher {
-            "the publisher restarted: this publisher id is unknown to it"
-        } else {
-            "no longer held by the publisher's replay ring"
-        };
-        let key = key.to_owned();
-        self.finish_request(&key, why);
+        let now = self.now();
+        self.seq.on_replay_end(
+            answered_by,
+            end.publisher_id,
+            key,
+            end.from_seq,
+            end.to_seq,
+            end.unknown_publisher,
+            end.last_seq,
+            now,
+        );
     }
 
     fn send_control<T: SchemaMessage>(&mut self, msg: &T) -> Result<()> {
@@ -1083,25 +858,18 @@ impl<M: SchemaMessage> Subscriber<M> {
                         continue;
                     }
                 };
-                self.follow(end.publisher_id);
                 self.snapshot_seq = Some((end.publisher_id, end.seq));
                 if self.keys.is_empty() {
-                    self.streams.insert(String::new(), Stream::new(end.seq));
+                    self.seq.baseline(end.publisher_id, "", end.seq);
                 }
                 for r in frames {
                     if r.publisher_id != end.publisher_id {
                         continue;
                     }
                     if !self.keys.is_empty() {
-                        let stream = self
-                            .streams
-                            .entry(r.key.clone())
-                            .or_insert_with(|| Stream::new(0));
-                        if r.key_seq > stream.last {
-                            *stream = Stream::new(r.key_seq);
-                        }
+                        self.seq.baseline(end.publisher_id, &r.key, r.key_seq);
                     }
-                    self.out.push_back(r);
+                    self.seq.push_ready(r);
                 }
                 return Ok(());
             }
@@ -1115,35 +883,16 @@ impl<M: SchemaMessage> Subscriber<M> {
     }
 }
 
-/// The parts of `range` outside every range of `sorted` (ascending, disjoint).
-fn subtract(range: (u64, u64), sorted: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let (mut a, b) = range;
-    let mut out = Vec::new();
-    for &(x, y) in sorted {
-        if y < a || x > b {
-            continue;
-        }
-        if x > a {
-            out.push((a, x - 1));
-        }
-        if y >= b {
-            return out;
-        }
-        a = y + 1;
-    }
-    if a <= b {
-        out.push((a, b));
-    }
-    out
-}
-
 impl<M> std::fmt::Debug for Subscriber<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscriber")
             .field("channel", &self.channel.name)
             .field("endpoint", &self.endpoint)
             .field("keys", &self.keys)
-            .field("publisher_id", &self.pid.map(|p| format!("{p:016x}")))
+            .field(
+                "publisher_id",
+                &self.seq.publisher_id().map(|p| format!("{p:016x}")),
+            )
             .finish()
     }
 }
