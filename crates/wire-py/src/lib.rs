@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 mod libzmq;
+mod sequencer;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -270,5 +271,6 @@ impl Codec {
 #[pymodule]
 fn _wire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Codec>()?;
+    m.add_class::<sequencer::Sequencer>()?;
     Ok(())
 }

@@ -42,6 +42,10 @@ class Stats:
     `handshakes` / `subscriptions` (publishers): subscription handshakes answered and other
     subscription notices seen on the XPUB. `events_dropped` (subscribers): events evicted
     from the bounded `events` deque before anyone read them (`on_event` still saw them).
+    `unknown_tails` (subscribers): restarts after which nobody knew how far the previous
+    publisher had got (no journal), reported as a range ending at 2**64-1 and not counted
+    in `unrecoverable`. `checks` (subscribers): far-ahead numbers and new publisher ids
+    checked with the publisher (WIRE.md 9); `rejected["disowned"]` counts what failed.
     """
 
     sent: int = 0
@@ -55,6 +59,9 @@ class Stats:
     missed: int = 0
     recovered: int = 0
     unrecoverable: int = 0
+    unknown_tails: int = 0
+    restarts: int = 0
+    checks: int = 0
     duplicates: int = 0
     schema_mismatch: int = 0
     replay_requests: int = 0

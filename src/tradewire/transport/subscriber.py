@@ -9,8 +9,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Generic, Self
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self
 
 import zmq
 from google.protobuf.message import DecodeError
@@ -34,33 +33,34 @@ from tradewire.transport._base import (
 )
 from tradewire.transport.publisher import SYNC_PREFIX
 
+if TYPE_CHECKING:
+    from tradewire._wire import Sequencer
+
 log = logging.getLogger("tradewire.transport")
 
 _HEARTBEAT_ID = registry.HEARTBEAT_TYPE.type_id
 _REPLAY_END_ID = registry.REPLAY_END_TYPE.type_id
 _TIMER_CHECK_S = 0.01
 _new_received = tuple.__new__
+_NEXT = 0  # Sequencer.data: the frame is next in order, deliver it directly
+Start = Literal["latest", "earliest"]
 
 
 class SubscribeTimeout(TimeoutError):
     """No publisher completed the subscription handshake in time."""
 
 
-@dataclass
-class _Stream:
-    """Delivery state of one (publisher, key) sequence."""
-
-    last: int  # every seq <= last is delivered or accounted lost
-    held: dict[int, Received[Any]] = field(default_factory=dict)
-    requested_upto: int = 0  # highest seq asked for (or being asked for) by replay
-    replay_deadline: float | None = None  # set while one replay request is outstanding
-    wanted_upto: int = 0  # gaps seen while a replay was outstanding, asked for next
-    top: int = 0  # highest number received live or announced by a heartbeat
-
-    def __post_init__(self) -> None:
-        self.top = max(self.top, self.last)
-
-    lost: list[tuple[int, int]] = field(default_factory=list)
+def _sequencer(**options: Any) -> Sequencer:
+    """The Rust sequencer (tradewire._wire.Sequencer): both SDKs order, recover and check
+    their streams with the same code."""
+    try:
+        from tradewire._wire import Sequencer
+    except ImportError as exc:  # pragma: no cover - the wheel always carries it
+        raise ImportError(
+            "tradewire's Rust extension (tradewire._wire) is not built: subscribers need "
+            "it; reinstall tradewire (its build compiles crates/wire-py)"
+        ) from exc
+    return Sequencer(**options)
 
 
 class Subscriber(Endpoint, Generic[M]):
@@ -84,6 +84,8 @@ class Subscriber(Endpoint, Generic[M]):
         on_event: Callable[[TransportEvent], None] | None = None,
         resume_from: Mapping[int, int] | None = None,
         backfill: bool = False,
+        start: Start = "latest",
+        plausible_jump: int = 65_536,
         linger_ms: int = DEFAULT_LINGER_MS,
         max_events: int = 10_000,
         max_payload: int = wire.DEFAULT_MAX_PAYLOAD,
@@ -97,12 +99,26 @@ class Subscriber(Endpoint, Generic[M]):
         buffering it. Rejected frames are logged at most once per `warn_interval` seconds,
         with counts by kind.
 
-        `resume_from` (publisher_id -> last seq already processed) and `backfill` (start
-        a publisher not in it at seq 0) make the first messages come from the publisher's
-        replay ring instead of starting at its current sequence; unfiltered only."""
+        `start`: where the stream of the publisher met at the handshake starts. "latest"
+        after what it had published (unless it started after this subscriber began
+        waiting for it: then from its first message); "earliest" from seq 1, everything
+        it still holds replayed first (`backfill=True` is the same). `resume_from`
+        (publisher_id -> last seq already processed) starts that publisher after the given
+        seq; unfiltered only.
+
+        A number more than `plausible_jump` beyond the highest one known, and a new
+        publisher id, are checked with the publisher's control socket before they are
+        believed; frames the publisher disowns are rejected (`disowned`, WIRE.md 9)."""
         super().__init__(context, linger_ms)
-        self._resume_from = dict(resume_from or {})
-        self._backfill = backfill
+        self._born = time.monotonic_ns()
+        self._seq = _sequencer(
+            start="earliest" if backfill else start,
+            replay_timeout=replay_timeout,
+            plausible_jump=plausible_jump,
+        )
+        for pid, last in (resume_from or {}).items():
+            self._seq.resume_from(pid, last)
+        self._seq_stats: dict[str, int] = {}
         self.channel: Channel[M] = resolve_channel(self, channel, Pattern.PUB_SUB)
         if snapshot and not self.channel.last_value:
             raise ValueError(f"channel {self.channel.name!r} keeps no last values to snapshot")
@@ -119,8 +135,7 @@ class Subscriber(Endpoint, Generic[M]):
         self._peer_timeout = peer_timeout
         self._replay_timeout = replay_timeout
         self._ready: deque[Received[M]] = deque()
-        self._streams: dict[tuple[int, str], _Stream] = {}
-        self._publisher_id = 0
+        self._now = time.monotonic_ns()
         self._last_rx = time.monotonic()
         self._peer_lost = False
         self._batched = _native.rust_codec() is not None
@@ -243,19 +258,18 @@ class Subscriber(Endpoint, Generic[M]):
             self._last_rx = time.monotonic()
 
     def _baseline(self, publisher_id: int, beat: Any) -> None:
-        self._publisher_id = publisher_id
+        # A publisher younger than our wait for it started after we did: everything it
+        # published was missed, not skipped (uptime 0: a publisher that does not say).
+        waited_us = (time.monotonic_ns() - self._born) // 1000
+        newer = 0 < beat.uptime_us < waited_us
+        self._seq.handshake(publisher_id, self._targets(beat), newer, time.monotonic_ns())
+        self._after()
+
+    def _targets(self, beat: Any) -> list[tuple[str, int]]:
+        """A heartbeat's last number of each tracked stream."""
         if self.keys is None:
-            start = self._resume_from.get(publisher_id, 0 if self._backfill else None)
-            if start is not None and start < beat.last_seq:
-                # start earlier and treat the handshake like a heartbeat: the tail-loss
-                # path asks the replay ring for start+1..last_seq
-                self._streams[(publisher_id, "")] = _Stream(last=start)
-                self._tail(publisher_id, "", beat.last_seq)
-            else:
-                self._streams[(publisher_id, "")] = _Stream(last=beat.last_seq)
-        else:
-            for key in self.keys:
-                self._streams[(publisher_id, key)] = _Stream(last=beat.last_key_seq.get(key, 0))
+            return [("", beat.last_seq)]
+        return [(key, beat.last_key_seq.get(key, 0)) for key in sorted(self.keys)]
 
     def _load_snapshot(self, timeout: float | None) -> None:
         """Latest value per key, then buffered live messages newer than the snapshot."""
@@ -289,14 +303,17 @@ class Subscriber(Endpoint, Generic[M]):
                 continue
             pid = env.publisher_id
             if self.keys is None:
-                self._streams[(pid, "")] = _Stream(last=end.seq)
+                self._seq.baseline(pid, "", end.seq)
             for got in snap:
                 if self.keys is not None:
-                    self._streams[(pid, got.envelope.key)] = _Stream(last=got.envelope.key_seq)
+                    self._seq.baseline(pid, got.envelope.key, got.envelope.key_seq)
                 self._ready.append(got)
+                self.stats.received += 1
             self._alive()
+            self._now = time.monotonic_ns()
             for frame in live:
                 self._accept(frame, from_replay=False)
+            self._after()
             return
         raise SubscribeTimeout(f"no snapshot of {self.channel.name!r} within {timeout}s")
 
@@ -304,10 +321,13 @@ class Subscriber(Endpoint, Generic[M]):
 
     def _drain(self, sock: zmq.Socket[bytes], from_replay: bool) -> None:
         items = _native.drain(sock, 1000)
-        if items:
-            self._alive()
+        if not items:
+            return
+        self._alive()
+        self._now = time.monotonic_ns()
         for item in items:
             self._accept(item, from_replay)
+        self._after()
 
     def _alive(self) -> None:
         self._last_rx = time.monotonic()
@@ -373,46 +393,47 @@ class Subscriber(Endpoint, Generic[M]):
         got = self._decode(env)
         if got is None:
             return
-        pid = env.publisher_id
-        if pid != self._publisher_id:
-            self._check_publisher(pid)
         if self.keys is None:
             key, number = "", env.seq
         else:
             key, number = env.key, env.key_seq
-        stream = self._streams.get((pid, key))
-        if stream is None:
-            stream = self._streams[(pid, key)] = _Stream(last=0)
-        if number == stream.last + 1 and not stream.held and not from_replay:  # the usual case
-            stream.last = number
-            if number > stream.top:
-                stream.top = number
+        if from_replay:
+            self._seq.replayed(env.publisher_id, key, number, got, self._now)
+        elif self._seq.data(env.publisher_id, key, number, got, self._now) == _NEXT:
             self._ready.append(got)
             self.stats.received += 1
-            if stream.lost:
-                self._flush(stream)
-            return
-        if number <= stream.last or number in stream.held:
-            self.stats.duplicates += 1
-            return
-        if from_replay:
-            self.stats.recovered += 1
-            if stream.replay_deadline is not None:  # progress: the replay is still flowing
-                stream.replay_deadline = time.monotonic() + self._replay_timeout
-        if number == stream.last + 1:
-            if not from_replay:
-                stream.top = max(stream.top, number)
-            self._deliver(stream, got, number)
-            return
-        stream.held[number] = got
-        if not from_replay:
-            self._see(pid, key, stream, number)
 
-    def _see(self, publisher_id: int, key: str, stream: _Stream, number: int) -> None:
-        """A live number (or one a heartbeat announces): anything skipped is a new gap."""
-        if number > stream.top + 1:
-            self._request(publisher_id, key, stream, stream.top + 1, number - 1)
-        stream.top = max(stream.top, number)
+    def _after(self) -> None:
+        """Takes what the sequencer made ready, sends its replay requests, reports its
+        events and copies its counters."""
+        seq = self._seq
+        if seq.has_ready():
+            got = seq.take_ready()
+            self._ready.extend(got)
+            self.stats.received += len(got)
+        if seq.has_output():
+            for pid, key, first, upto in seq.take_asks():
+                self._send_replay_request(pid, key, first, upto)
+            for kind, pid, key, first, last, detail in seq.take_events():
+                self._event(kind, pid, key, first, last, detail)
+        counts = seq.stats()
+        if counts != self._seq_stats:
+            self._seq_stats = counts
+            stats = self.stats
+            stats.duplicates = counts["duplicates"]
+            stats.gaps = counts["gaps"]
+            stats.missed = counts["missed"]
+            stats.recovered = counts["recovered"]
+            stats.unrecoverable = counts["unrecoverable"]
+            stats.unknown_tails = counts["unknown_tails"]
+            stats.restarts = counts["restarts"]
+            stats.replay_requests = counts["replay_requests"]
+            stats.checks = counts["checks"]
+            for kind in ("disowned", "unverified"):
+                new = counts[kind] - stats.rejected[kind]
+                if new > 0:
+                    stats.rejected[kind] += new
+                    self._warn.warn(kind, f"{new} frame(s) {kind} by the plausibility check")
 
     def _control(self, env: wire.Envelope) -> None:
         """Heartbeats (tail loss) and replay ends; other known types are ignored (counted),
@@ -429,43 +450,23 @@ class Subscriber(Endpoint, Generic[M]):
         if hb is not None:
             if env.key.startswith(SYNC_PREFIX):
                 return
-            self._check_publisher(env.publisher_id)
-            if self.keys is None:
-                self._tail(env.publisher_id, "", hb.last_seq)
-            else:
-                for key in self.keys:
-                    self._tail(env.publisher_id, key, hb.last_key_seq.get(key, 0))
+            self.stats.heartbeats += 1
+            self._seq.heartbeat(env.publisher_id, self._targets(hb), self._now)
             return
         end = self._control_message(env, registry.REPLAY_END_TYPE.cls)
         if end is not None:
-            self._replay_done(end)
+            self._seq.replay_end(
+                env.publisher_id,
+                end.publisher_id,
+                end.key if self.keys is not None else "",
+                end.from_seq,
+                end.to_seq,
+                end.unknown_publisher,
+                end.last_seq,
+                self._now,
+            )
 
-    def _tail(self, publisher_id: int, key: str, last_published: int) -> None:
-        stream = self._streams.setdefault((publisher_id, key), _Stream(last=0))
-        if last_published > stream.top:
-            self._see(publisher_id, key, stream, last_published + 1)
-            stream.top = last_published
-
-    def _request(self, publisher_id: int, key: str, stream: _Stream, first: int, upto: int) -> None:
-        """Ask the publisher to replay first..upto; one request per stream is outstanding
-        at a time, later gaps are folded into the next one."""
-        first = max(first, stream.last + 1)
-        if upto < first:
-            return
-        self.stats.gaps += 1
-        self.stats.missed += upto - first + 1
-        self._event("gap_detected", publisher_id, key, first, upto)
-        if stream.replay_deadline is not None:
-            stream.wanted_upto = max(stream.wanted_upto, upto)
-            return
-        self._send_replay_request(publisher_id, key, stream, first, upto)
-
-    def _send_replay_request(
-        self, publisher_id: int, key: str, stream: _Stream, first: int, upto: int
-    ) -> None:
-        stream.requested_upto = upto
-        stream.replay_deadline = time.monotonic() + self._replay_timeout
-        self.stats.replay_requests += 1
+    def _send_replay_request(self, publisher_id: int, key: str, first: int, upto: int) -> None:
         request = registry.REPLAY_REQUEST_TYPE.cls(
             channel=self.channel.name,
             publisher_id=publisher_id,
@@ -479,101 +480,14 @@ class Subscriber(Endpoint, Generic[M]):
             )
         )
 
-    def _next_request(self, publisher_id: int, key: str, stream: _Stream) -> None:
-        """After a replay ends: ask for the gaps seen meanwhile, if any."""
-        stream.replay_deadline = None
-        first = max(stream.last, stream.requested_upto) + 1
-        if stream.wanted_upto >= first:
-            self._send_replay_request(publisher_id, key, stream, first, stream.wanted_upto)
-        stream.wanted_upto = 0
-
-    def _replay_done(self, end: Any) -> None:
-        key = end.key if self.keys is not None else ""
-        stream = self._streams.get((end.publisher_id, key))
-        if stream is None:
-            return
-        if end.replayed:
-            self._event(
-                "gap_recovered",
-                end.publisher_id,
-                key,
-                end.from_seq,
-                end.to_seq,
-                f"{end.replayed} messages replayed",
-            )
-        why = "publisher restarted" if end.unknown_publisher else "no longer in the replay ring"
-        self._give_up(end.publisher_id, key, stream, end.from_seq, end.to_seq, why)
-        self._next_request(end.publisher_id, key, stream)
-
-    def _give_up(
-        self, pid: int, key: str, stream: _Stream, first: int, last: int, why: str
-    ) -> None:
-        """Account every still-missing seq of first..last as lost, then deliver what follows."""
-        start = None
-        already = stream.lost
-        for number in range(max(first, stream.last + 1), last + 2):
-            missing = (
-                number <= last
-                and number not in stream.held
-                and not any(a <= number <= b for a, b in already)
-            )
-            if missing and start is None:
-                start = number
-            elif not missing and start is not None:
-                stream.lost.append((start, number - 1))
-                self.stats.unrecoverable += number - start
-                self._event("unrecoverable_gap", pid, key, start, number - 1, why)
-                start = None
-        self._flush(stream)
-
-    def _deliver(self, stream: _Stream, got: Received[M], number: int) -> None:
-        stream.last = number
-        self._ready.append(got)
-        self.stats.received += 1
-        self._flush(stream)
-
-    def _flush(self, stream: _Stream) -> None:
-        if not stream.held and not stream.lost:
-            return
-        while True:
-            nxt = stream.held.pop(stream.last + 1, None)
-            if nxt is not None:
-                stream.last += 1
-                self._ready.append(nxt)
-                self.stats.received += 1
-                continue
-            span = next((s for s in stream.lost if s[0] <= stream.last + 1 <= s[1]), None)
-            if span is None:
-                stream.lost = [s for s in stream.lost if s[1] > stream.last]
-                return
-            stream.last = span[1]
-
-    def _check_publisher(self, publisher_id: int) -> None:
-        if publisher_id == self._publisher_id:
-            return
-        if self._publisher_id:
-            self._event(
-                "publisher_restart",
-                publisher_id,
-                "",
-                0,
-                0,
-                f"previous publisher {self._publisher_id:016x}",
-            )
-            for (pid, key), stream in list(self._streams.items()):
-                if pid == self._publisher_id:
-                    top = max([stream.requested_upto, *stream.held]) if stream.held else 0
-                    if top > stream.last:
-                        self._give_up(pid, key, stream, stream.last + 1, top, "publisher restarted")
-                    del self._streams[(pid, key)]
-        self._publisher_id = publisher_id
-
     # -- timers ------------------------------------------------------------------------
 
     def _next_wake(self, deadline: float | None) -> float | None:
         now = time.monotonic()
         waits = [self._peer_timeout - (now - self._last_rx) if not self._peer_lost else None]
-        waits += [s.replay_deadline - now for s in self._streams.values() if s.replay_deadline]
+        due = self._seq.next_deadline()
+        if due is not None:
+            waits.append((due - time.monotonic_ns()) / 1e9)
         if deadline is not None:
             waits.append(deadline - now)
         known = [w for w in waits if w is not None]
@@ -586,24 +500,24 @@ class Subscriber(Endpoint, Generic[M]):
             self._peer_lost = True
             self._event(
                 "peer_lost",
-                self._publisher_id,
+                self._seq.publisher_id or 0,
                 "",
                 0,
                 0,
                 f"nothing received for {self._peer_timeout}s",
             )
-        for (pid, key), stream in list(self._streams.items()):
-            if stream.replay_deadline is not None and now > stream.replay_deadline:
-                self._give_up(
-                    pid, key, stream, stream.last + 1, stream.requested_upto, "replay timed out"
-                )
-                self._next_request(pid, key, stream)
+        due = self._seq.next_deadline()
+        now_ns = time.monotonic_ns()
+        if due is not None and now_ns >= due:
+            self._now = now_ns
+            self._seq.timer(now_ns)
+            self._after()
 
     def _mark_alive(self) -> None:
         self._last_rx = time.monotonic()
         if self._peer_lost:
             self._peer_lost = False
-            self._event("peer_back", self._publisher_id)
+            self._event("peer_back", self._seq.publisher_id or 0)
 
     def _event(
         self,

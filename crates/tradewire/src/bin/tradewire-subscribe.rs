@@ -221,7 +221,7 @@ fn main() -> ExitCode {
          \"missed\":{},\"recovered\":{},\"unrecoverable\":{},\"duplicates\":{},\
          \"rejected\":{rejected},\"rejected_by_kind\":{{{rejected_by_kind}}},\
          \"ignored\":{},\"heartbeats\":{},\"restarts\":{},\"peer_lost\":{},\
-         \"complete\":{complete}}}}}",
+         \"unknown_tails\":{},\"checks\":{},\"complete\":{complete}}}}}",
         s.gaps,
         s.missed,
         s.recovered,
@@ -231,6 +231,8 @@ fn main() -> ExitCode {
         s.heartbeats,
         s.restarts,
         s.peer_lost,
+        s.unknown_tails,
+        s.checks,
     );
     let _ = out.flush();
     if complete {

@@ -300,6 +300,11 @@ impl<T> Sequencer<T> {
         self.ready.push_back(item);
     }
 
+    /// How many items wait to be delivered.
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
     /// Whether items wait to be delivered.
     pub fn has_ready(&self) -> bool {
         !self.ready.is_empty()
