@@ -60,11 +60,6 @@ class Case:
     unknown: bytes = b""
 
 
-# Tables in the vectors folder that are written by hand, not by this generator: the
-# sequencer cases are behaviour (inputs -> deliveries and events), not encodings.
-HAND_WRITTEN = frozenset({"sequencer.json"})
-
-
 def _is_map(field: AnyFieldDescriptor) -> bool:
     return field.message_type is not None and field.message_type.GetOptions().map_entry
 
@@ -432,11 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.out / name).exists() or (args.out / name).read_text() != text
     )
     extra = (
-        sorted(
-            p.name
-            for p in args.out.glob("*.json")
-            if p.name not in rendered and p.name not in HAND_WRITTEN
-        )
+        sorted(p.name for p in args.out.glob("*.json") if p.name not in rendered)
         if args.out.exists()
         else []
     )

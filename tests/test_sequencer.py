@@ -1,4 +1,4 @@
-"""The sequencer case table (conformance/vectors/sequencer.json) through the Python
+"""The sequencer case table (conformance/vectors/sequencer/cases.json) through the Python
 binding of the Rust sequencer; crates/tradewire/tests/sequencer_cases.rs runs the same
 table in Rust."""
 
@@ -12,7 +12,7 @@ import pytest
 
 from tradewire._wire import Sequencer
 
-TABLE = Path(__file__).parent.parent / "conformance" / "vectors" / "sequencer.json"
+TABLE = Path(__file__).parent.parent / "conformance" / "vectors" / "sequencer" / "cases.json"
 MS = 1_000_000
 
 

@@ -114,7 +114,7 @@ def main() -> int:
         cmd_thread,
         pump(
             "signals",
-            lambda: SignalsSubscriber(ep.signals, subscribe_timeout=0.5),
+            lambda: SignalsSubscriber(ep.signals, subscribe_timeout=0.5, start="earliest"),
             "signal",
             events,
             life.stop,
@@ -124,7 +124,7 @@ def main() -> int:
             "market_data",
             # every quote the publisher still holds, from its seq 1: a signal is matched with
             # the quote of its own tick (SPEC 5.1), which a later subscription would miss
-            lambda: MarketDataSubscriber(ep.market_data, backfill=True, subscribe_timeout=0.5),
+            lambda: MarketDataSubscriber(ep.market_data, start="earliest", subscribe_timeout=0.5),
             "quote",
             events,
             life.stop,

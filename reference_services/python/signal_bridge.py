@@ -102,10 +102,10 @@ def main() -> int:
     life.ready()
 
     in_ep = cfg.endpoints.market_data
-    # backfill: a publisher's stream is taken from its seq 1 (the start comes from its ring),
+    # start="earliest": a publisher's stream is taken from its seq 1 (replayed from its ring),
     # so ticks published before this subscription completed are not silently skipped.
     sub = subscribe(
-        lambda: MarketDataSubscriber(in_ep, subscribe_timeout=0.5, backfill=True), life.stop
+        lambda: MarketDataSubscriber(in_ep, subscribe_timeout=0.5, start="earliest"), life.stop
     )
     if sub is not None:
         log(NAME, f"subscribed to {in_ep}")

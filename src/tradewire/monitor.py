@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
             on_event=show,
             subscribe_timeout=args.timeout or None,
             peer_timeout=args.peer_timeout,
+            start="earliest" if args.from_start else "latest",
         )
     except SubscribeTimeout as exc:
         print(str(exc), file=sys.stderr)

@@ -1,4 +1,4 @@
-//! The sequencer case table (conformance/vectors/sequencer.json), in Rust; the Python
+//! The sequencer case table (conformance/vectors/sequencer/cases.json), in Rust; the Python
 //! binding runs the same table (tests/test_sequencer.py).
 
 use std::collections::BTreeMap;
@@ -126,8 +126,8 @@ fn run(case: &Value, defaults: &Value) -> Value {
 
 #[test]
 fn every_sequencer_case_of_the_table() {
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conformance/vectors/sequencer.json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../conformance/vectors/sequencer/cases.json");
     let table: Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("table")).expect("valid JSON");
     let cases = table["cases"].as_array().expect("cases");

@@ -36,5 +36,11 @@ def register(sub: Any) -> None:
         default=3.0,
         help="report peer_lost after this many silent seconds (default 3)",
     )
+    parser.add_argument(
+        "--from-start",
+        action="store_true",
+        help="start each publisher's stream at seq 1: what it still holds is replayed first "
+        "(default: from the live stream on)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per message")
     parser.set_defaults(handler=_run)

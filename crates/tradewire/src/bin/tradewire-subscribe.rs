@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! tradewire-subscribe --endpoint E [--count N] [--symbols A,B] [--json] [--snapshot]
-//!                     [--control C] [--idle-timeout-ms T] [--connect-timeout-ms T]
+//!                     [--from-start] [--control C] [--idle-timeout-ms T] [--connect-timeout-ms T]
 //!                     [--rcvhwm N] [--throttle-us U] [--throttle-every N]
 //!                     [--count-lost] [--compact]
 //! ```
@@ -21,16 +21,18 @@
 //! (`unrecoverable_gap` events) count towards `--count`, so a stream with accounted loss
 //! still completes. `--compact` prints messages as `<publisher hex> <seq> <key_seq>
 //! <flags>` instead of JSON (events and the summary stay JSON), for million-message runs.
+//! `--from-start` starts each publisher's stream at seq 1 (`Start::Earliest`): what it still
+//! holds is replayed first.
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tradewire::transport::{json_string, Subscriber, SubscriberOptions};
+use tradewire::transport::{json_string, Start, Subscriber, SubscriberOptions};
 use tradewire::v1::MarketData;
 
 const USAGE: &str = "usage: tradewire-subscribe --endpoint E [--count N] [--symbols A,B] \
-    [--json] [--snapshot] [--control C] [--idle-timeout-ms T] [--connect-timeout-ms T] \
+    [--json] [--snapshot] [--from-start] [--control C] [--idle-timeout-ms T] [--connect-timeout-ms T] \
     [--rcvhwm N] [--throttle-us U] [--throttle-every N] [--count-lost] [--compact]";
 
 struct Args {
@@ -66,6 +68,10 @@ fn parse() -> Result<Args, String> {
             }
             "--snapshot" => {
                 args.options.snapshot = true;
+                continue;
+            }
+            "--from-start" => {
+                args.options.start = Start::Earliest;
                 continue;
             }
             "--count-lost" => {

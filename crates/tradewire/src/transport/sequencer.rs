@@ -205,6 +205,8 @@ struct Suspect<T> {
     /// control socket replaces it.
     item: Option<T>,
     parked: BTreeMap<u64, T>,
+    /// The highest far-ahead last number a heartbeat claimed meanwhile (checked next).
+    claim: Option<u64>,
     deadline: u64,
     tries: u32,
 }
@@ -504,12 +506,21 @@ impl<T> Sequencer<T> {
             } else {
                 self.stats.disowned += 1;
             }
+            let known_last =
+                (answered_by == publisher_id && !unknown_publisher).then_some(last_seq);
             for (n, item) in sus.parked {
-                if !genuine && answered_by == publisher_id && n > last_seq {
+                if known_last.is_some_and(|last| n > last) {
                     self.stats.disowned += 1;
                     continue;
                 }
                 self.live(publisher_id, key, n, item, now, false);
+            }
+            if let Some(claim) = sus.claim {
+                if known_last.is_some_and(|last| claim > last) {
+                    self.stats.disowned += 1;
+                } else {
+                    self.beat(publisher_id, key, claim, now);
+                }
             }
             return;
         }
@@ -571,6 +582,9 @@ impl<T> Sequencer<T> {
             for (n, item) in sus.parked {
                 self.live(pid, &key, n, item, now, false);
             }
+            if let Some(claim) = sus.claim {
+                self.beat(pid, &key, claim, now);
+            }
         }
         let candidates: Vec<u64> = self
             .candidates
@@ -624,6 +638,7 @@ impl<T> Sequencer<T> {
                 n,
                 item: Some(item),
                 parked: BTreeMap::new(),
+                claim: None,
                 deadline: now + timeout,
                 tries: 1,
             });
@@ -661,11 +676,16 @@ impl<T> Sequencer<T> {
             return;
         }
         if last > s.top.saturating_add(jump) {
-            if s.suspect.is_none() {
+            if let Some(sus) = s.suspect.as_mut() {
+                if last != sus.n {
+                    sus.claim = sus.claim.max(Some(last));
+                }
+            } else {
                 s.suspect = Some(Suspect {
                     n: last,
                     item: None,
                     parked: BTreeMap::new(),
+                    claim: None,
                     deadline: now + timeout,
                     tries: 1,
                 });

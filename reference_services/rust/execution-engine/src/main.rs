@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tradewire::transport::{CommandServer, Publisher, SubscriberOptions};
+use tradewire::transport::{CommandServer, Publisher, Start, SubscriberOptions};
 use tradewire::v1::command_ack::Outcome;
 use tradewire::v1::{MarketData, Order, Position, StrategyCommand, TradingSignal};
 use tradewire_services::engine::{Engine, Limits, Output};
@@ -157,7 +157,10 @@ fn main() {
         Link {
             name: "signals",
             endpoint: ep.signals.clone(),
-            opts: SubscriberOptions::default(),
+            opts: SubscriberOptions {
+                start: Start::Earliest,
+                ..Default::default()
+            },
             live: Some(Arc::clone(&signals_live)),
             wait_for: None,
         },
@@ -170,7 +173,7 @@ fn main() {
             name: "market_data",
             endpoint: ep.market_data.clone(),
             opts: SubscriberOptions {
-                snapshot: true,
+                start: Start::Earliest,
                 ..Default::default()
             },
             live: None,

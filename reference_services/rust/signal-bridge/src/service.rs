@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use signal_bridge::TradingModelInference;
-use tradewire::transport::{Publisher, SubscriberOptions};
+use tradewire::transport::{Publisher, Start, SubscriberOptions};
 use tradewire::v1::trading_signal::SignalType;
 use tradewire::v1::{MarketData, TradingSignal};
 use tradewire_features::{FeatureState, FEATURE_NAMES};
@@ -62,7 +62,11 @@ pub fn run() {
 
     let flag = life.flag();
     let in_ep = cfg.endpoints.market_data.clone();
-    let sub = subscribe::<MarketData>(&in_ep, SubscriberOptions::default(), &flag)
+    let opts = SubscriberOptions {
+        start: Start::Earliest,
+        ..Default::default()
+    };
+    let sub = subscribe::<MarketData>(&in_ep, opts, &flag)
         .unwrap_or_else(|e| life.fail(format!("cannot subscribe to {in_ep}: {e}")));
     if sub.is_some() {
         eprintln!("{NAME}: subscribed to {in_ep}");
