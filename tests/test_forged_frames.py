@@ -40,7 +40,7 @@ class Relay:
         assert self._ready.wait(10), "relay did not start"
 
     def _run(self, upstream: str, downstream: str) -> None:
-        ctx = zmq.Context.instance()
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         xpub = ctx.socket(zmq.XPUB)
         xsub = ctx.socket(zmq.XSUB)
         try:
