@@ -114,7 +114,7 @@ def main() -> int:
         cmd_thread,
         pump(
             "signals",
-            lambda: SignalsSubscriber(ep.signals, subscribe_timeout=0.5, start="earliest"),
+            lambda: SignalsSubscriber(ep.signals, subscribe_timeout=0.5),
             "signal",
             events,
             life.stop,

@@ -112,6 +112,7 @@ fn run(case: &Value, defaults: &Value) -> Value {
         ("checks", st.checks),
         ("disowned", st.disowned),
         ("unverified", st.unverified),
+        ("stale", st.stale),
     ]
     .into_iter()
     .filter(|(_, v)| *v > 0)

@@ -203,6 +203,7 @@ impl Sequencer {
             ("checks", s.checks),
             ("disowned", s.disowned),
             ("unverified", s.unverified),
+            ("stale", s.stale),
         ] {
             out.set_item(name, value)?;
         }

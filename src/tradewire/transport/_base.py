@@ -46,6 +46,7 @@ class Stats:
     publisher had got (no journal), reported as a range ending at 2**64-1 and not counted
     in `unrecoverable`. `checks` (subscribers): far-ahead numbers and new publisher ids
     checked with the publisher (WIRE.md 9); `rejected["disowned"]` counts what failed.
+    `stale` (subscribers): frames of a previous publisher after its tail was settled.
     """
 
     sent: int = 0
@@ -62,6 +63,7 @@ class Stats:
     unknown_tails: int = 0
     restarts: int = 0
     checks: int = 0
+    stale: int = 0
     duplicates: int = 0
     schema_mismatch: int = 0
     replay_requests: int = 0

@@ -429,6 +429,7 @@ class Subscriber(Endpoint, Generic[M]):
             stats.restarts = counts["restarts"]
             stats.replay_requests = counts["replay_requests"]
             stats.checks = counts["checks"]
+            stats.stale = counts["stale"]
             for kind in ("disowned", "unverified"):
                 new = counts[kind] - stats.rejected[kind]
                 if new > 0:

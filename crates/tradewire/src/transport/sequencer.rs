@@ -9,7 +9,7 @@
 //! send ([`Sequencer::pop_ask`]) and events ([`Sequencer::pop_event`]). Gaps are ranges:
 //! the cost of a gap does not depend on its size.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 /// `to` of a replay request meaning "up to the last number you have": how a subscriber
 /// asks a restarted publisher for the tail of its previous publisher id.
@@ -147,6 +147,9 @@ pub struct SequencerStats {
     pub disowned: u64,
     /// Frames dropped unchecked: over the parking bounds, or their check got no answer.
     pub unverified: u64,
+    /// Frames and heartbeats of a previous publisher that came after its tail was settled
+    /// (delivered, or inside the range reported for it), dropped.
+    pub stale: u64,
 }
 
 /// What became of one input frame.
@@ -234,6 +237,8 @@ pub struct Sequencer<T> {
     pid: Option<u64>,
     streams: HashMap<(u64, String), Stream<T>>,
     candidates: HashMap<u64, Candidate<T>>,
+    /// Publisher ids followed before the current one.
+    previous: HashSet<u64>,
     resume: HashMap<u64, u64>,
     ready: VecDeque<T>,
     asks: VecDeque<ReplayAsk>,
@@ -259,6 +264,7 @@ impl<T> Sequencer<T> {
             pid: None,
             streams: HashMap::new(),
             candidates: HashMap::new(),
+            previous: HashSet::new(),
             resume: HashMap::new(),
             ready: VecDeque::new(),
             asks: VecDeque::new(),
@@ -386,6 +392,15 @@ impl<T> Sequencer<T> {
     pub fn on_data(&mut self, publisher_id: u64, key: &str, n: u64, item: T, now: u64) -> Verdict {
         match self.pid {
             Some(p) if p == publisher_id => self.live(publisher_id, key, n, item, now, false),
+            // Frames of the previous publisher still queued when its restart was confirmed.
+            // (Not checked: its successor answers for it now, not itself.)
+            Some(_) if self.tail_open(publisher_id, key) => {
+                self.live(publisher_id, key, n, item, now, true)
+            }
+            Some(_) if self.previous.contains(&publisher_id) => {
+                self.stats.stale += 1;
+                Verdict::Dropped
+            }
             Some(_) => self.candidate(
                 publisher_id,
                 Parked::Data {
@@ -453,6 +468,10 @@ impl<T> Sequencer<T> {
                 for (key, last) in targets {
                     self.beat(publisher_id, key, *last, now);
                 }
+            }
+            Some(_) if self.previous.contains(&publisher_id) => {
+                // Its tail is asked of its successor (open) or settled: nothing to learn.
+                self.stats.stale += 1;
             }
             Some(_) => {
                 let targets = targets.to_vec();
@@ -608,6 +627,10 @@ impl<T> Sequencer<T> {
     }
 
     // -- the stream ------------------------------------------------------------------
+
+    fn tail_open(&self, pid: u64, key: &str) -> bool {
+        self.previous.contains(&pid) && self.streams.contains_key(&(pid, key.to_owned()))
+    }
 
     fn live(&mut self, pid: u64, key: &str, n: u64, item: T, now: u64, checked: bool) -> Verdict {
         let jump = self.opts.plausible_jump;
@@ -972,6 +995,7 @@ impl<T> Sequencer<T> {
         };
         let timeout = self.opts.replay_timeout_ns;
         if let Some(previous) = self.pid.replace(pid) {
+            self.previous.insert(previous);
             self.stats.restarts += 1;
             let detail = format!("previous publisher {previous:016x}");
             self.event(EventKind::PublisherRestart, pid, "", 0, 0, detail);

@@ -220,6 +220,8 @@ pub struct SubscriberStats {
     pub unknown_tails: u64,
     /// Implausible numbers and new publisher ids checked with the publisher (§9).
     pub checks: u64,
+    /// Frames of a previous publisher after its tail was settled, dropped (§9.3).
+    pub stale: u64,
 }
 
 /// Frames read from one socket per turn of `recv` before looking at the other.
@@ -493,6 +495,7 @@ impl<M: SchemaMessage> Subscriber<M> {
         self.stats.restarts = q.restarts;
         self.stats.replay_requests = q.replay_requests;
         self.stats.checks = q.checks;
+        self.stats.stale = q.stale;
         for (kind, n) in [("disowned", q.disowned), ("unverified", q.unverified)] {
             let seen = self.stats.rejected.get(kind).copied().unwrap_or(0);
             if n > seen {

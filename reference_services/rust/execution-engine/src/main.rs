@@ -157,10 +157,9 @@ fn main() {
         Link {
             name: "signals",
             endpoint: ep.signals.clone(),
-            opts: SubscriberOptions {
-                start: Start::Earliest,
-                ..Default::default()
-            },
+            // From the live stream: a restarted engine must not act again on signals it
+            // may have acted on before (it keeps no position in the signal stream yet).
+            opts: SubscriberOptions::default(),
             live: Some(Arc::clone(&signals_live)),
             wait_for: None,
         },
