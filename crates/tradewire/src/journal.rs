@@ -200,7 +200,6 @@ struct KeyIndex {
 /// The in-memory index of one segment file.
 #[derive(Debug)]
 struct Segment {
-    number: u64,
     path: PathBuf,
     /// Bytes of whole records (and the magic) in the file.
     size: u64,
@@ -215,9 +214,8 @@ struct Segment {
 }
 
 impl Segment {
-    fn new(number: u64, path: PathBuf) -> Self {
+    fn new(path: PathBuf) -> Self {
         Segment {
-            number,
             path,
             size: SEGMENT_MAGIC.len() as u64,
             publisher_id: 0,
@@ -323,11 +321,11 @@ fn read_record(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
 
 /// Scans segment `path`: its index, and the number of bytes after the last good record
 /// (cut off by the caller).
-fn scan_segment(number: u64, path: &Path) -> io::Result<(Segment, u64)> {
+fn scan_segment(path: &Path) -> io::Result<(Segment, u64)> {
     let file = File::open(path)?;
     let file_len = file.metadata()?.len();
     let mut r = BufReader::with_capacity(READ_BUFFER, file);
-    let mut seg = Segment::new(number, path.to_path_buf());
+    let mut seg = Segment::new(path.to_path_buf());
     let mut magic = [0u8; 8];
     if file_len < magic.len() as u64 {
         // Torn while being created: nothing in it.
@@ -413,7 +411,7 @@ impl Journal {
         let mut segments = VecDeque::new();
         for &n in &numbers {
             let path = options.dir.join(segment_name(n));
-            let (seg, cut) = scan_segment(n, &path)?;
+            let (seg, cut) = scan_segment(&path)?;
             if cut > 0 {
                 stats.truncated_bytes += cut;
                 OpenOptions::new()
@@ -563,7 +561,7 @@ impl Journal {
             .open(&path)?;
         file.write_all(&SEGMENT_MAGIC)?;
         self.file = Some(file);
-        self.segments.push_back(Segment::new(number, path));
+        self.segments.push_back(Segment::new(path));
         if self.options.fsync != FsyncPolicy::Never {
             // The new file's directory entry, so a crash cannot lose a whole segment.
             if let Ok(dir) = File::open(&self.options.dir) {
