@@ -8,6 +8,7 @@
 //! pure Python otherwise (or when `TRADEWIRE_PURE_PYTHON=1`).
 #![deny(unsafe_code)]
 
+mod journal;
 mod libzmq;
 
 use std::collections::HashMap;
@@ -270,5 +271,6 @@ impl Codec {
 #[pymodule]
 fn _wire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Codec>()?;
+    journal::register(m)?;
     Ok(())
 }
