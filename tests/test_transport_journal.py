@@ -82,7 +82,7 @@ def replay(
         frame = dealer.recv()
         env = wire.decode_frame(frame)
         if env.type_id == registry.REPLAY_END_TYPE.type_id:
-            end = wire.parse_payload(env)
+            end: object = wire.parse_payload(env)
             assert isinstance(end, ReplayEnd)
             return frames, end
         frames.append(frame)
@@ -106,7 +106,7 @@ def handshake(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> tuple[int, 
     sub.subscribe(f"{CHANNEL}/~sync~00000000000000aa\0".encode())
     assert sub.poll(10_000), "no handshake heartbeat"
     env = wire.decode_frame(sub.recv())
-    beat = wire.parse_payload(env)
+    beat: object = wire.parse_payload(env)
     assert isinstance(beat, Heartbeat)
     sub.close(0)
     return env.publisher_id, beat
@@ -221,7 +221,7 @@ def test_python_publisher_takes_over_a_rust_publishers_journal(
             "--wait-subscription",
             "--segment-bytes",
             "65536",
-        ],  # fmt: skip
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
