@@ -581,7 +581,7 @@ impl ReplayCursor {
     }
 
     /// Reads `expected..=to` from the journal next, if there is one; else they are lost.
-    fn from_journal(&mut self, s: &Shared, to: u64) {
+    fn journal_part(&mut self, s: &Shared, to: u64) {
         match &s.journal {
             Some(journal) => {
                 let reader = journal.read(self.end.publisher_id, &self.end.key, self.expected, to);
@@ -668,7 +668,7 @@ impl ReplayCursor {
                 // The ring no longer holds expected..n-1: the journal's turn, then this
                 // slot again.
                 self.cursor = seq;
-                self.from_journal(&s, n - 1);
+                self.journal_part(&s, n - 1);
                 if self.journal.is_some() {
                     return;
                 }
@@ -682,7 +682,7 @@ impl ReplayCursor {
             self.scanned = true;
         } else if self.cursor > self.newest {
             // The rest was overwritten while the answer was going out.
-            self.from_journal(&s, self.upto);
+            self.journal_part(&s, self.upto);
             if self.journal.is_none() {
                 self.scanned = true;
             }
@@ -1035,7 +1035,7 @@ fn replay(inner: &Inner, req: v1::ReplayRequest) -> Source {
         });
         if cursor.expected <= cursor.upto {
             let upto = cursor.upto;
-            cursor.from_journal(&s, upto);
+            cursor.journal_part(&s, upto);
         } else {
             cursor.scanned = true;
         }

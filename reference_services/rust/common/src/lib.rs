@@ -238,23 +238,6 @@ impl Latency {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_as_text() {
-        assert_eq!(fmt_num(1100.0), "1100.0");
-        assert_eq!(fmt_num(-10234.567), "-10234.567");
-        assert_eq!(fmt_num(1e-5), "1e-5");
-        assert_eq!(fmt_num(0.0001), "0.0001");
-        assert_eq!(fmt_num(1.5e20), "1.5e20");
-        assert_eq!(fmt_num(1e16), "1e16");
-        assert_eq!(fmt_num(9999999999999998.0), "9999999999999998.0");
-        assert_eq!(fmt_num(0.1 + 0.2), "0.30000000000000004");
-    }
-}
-
 /// The publisher journal options of `[journal]` for the publisher of `channel` bound at
 /// `endpoint`, or None when journals are off (the values were checked at load).
 pub fn journal_options(
@@ -273,4 +256,21 @@ pub fn journal_options(
         retention_age: Duration::from_secs_f64(j.retention_age_s.max(0.0)),
         fsync: FsyncPolicy::parse(&j.fsync, interval).unwrap_or(FsyncPolicy::Never),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_as_text() {
+        assert_eq!(fmt_num(1100.0), "1100.0");
+        assert_eq!(fmt_num(-10234.567), "-10234.567");
+        assert_eq!(fmt_num(1e-5), "1e-5");
+        assert_eq!(fmt_num(0.0001), "0.0001");
+        assert_eq!(fmt_num(1.5e20), "1.5e20");
+        assert_eq!(fmt_num(1e16), "1e16");
+        assert_eq!(fmt_num(9999999999999998.0), "9999999999999998.0");
+        assert_eq!(fmt_num(0.1 + 0.2), "0.30000000000000004");
+    }
 }
