@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -148,7 +147,7 @@ class JournalSettings(_Section):
     """`[journal]`: the publishers' on-disk journal (WIRE.md section 7.6)."""
 
     enabled: bool = True
-    dir: str = ""  # one sub-directory per channel; "": next to each ipc socket
+    dir: str = ""  # one sub-directory per channel; "": <temp>/tradewire/journal/<endpoint>
     segment_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     retention_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
     retention_age_s: float = Field(default=86400.0, ge=0, allow_inf_nan=False)
@@ -162,9 +161,9 @@ class JournalSettings(_Section):
             return None
         if self.dir:
             return Path(self.dir) / channel
-        if endpoint.startswith("ipc://"):
-            return Path(endpoint[len("ipc://") :] + ".journal")
-        return Path(tempfile.gettempdir()) / "tradewire" / "journal" / channel
+        from tradewire.transport.journal import default_dir
+
+        return default_dir(endpoint)
 
 
 class TradewireConfig(BaseSettings):

@@ -200,8 +200,8 @@ impl Default for Budgets {
 pub struct Journal {
     /// Publishers journal their frames (replay past the ring and past a restart).
     pub enabled: bool,
-    /// Directory of the journals, one sub-directory per channel; empty: next to each
-    /// publisher's ipc socket (`PATH.journal`, `tradewire::journal::default_dir`).
+    /// Directory of the journals, one sub-directory per channel; empty:
+    /// `<temp dir>/tradewire/journal/<endpoint>` (`tradewire::journal::default_dir`).
     pub dir: String,
     /// A new segment file starts at this size.
     pub segment_bytes: i64,
@@ -236,13 +236,23 @@ impl Journal {
         if !self.enabled {
             None
         } else if self.dir.is_empty() {
-            Some(match endpoint.strip_prefix("ipc://") {
-                Some(path) => PathBuf::from(format!("{path}.journal")),
-                None => std::env::temp_dir()
+            // As tradewire::journal::default_dir (this crate does not depend on tradewire).
+            let name: String = endpoint
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            Some(
+                std::env::temp_dir()
                     .join("tradewire")
                     .join("journal")
-                    .join(channel),
-            })
+                    .join(name),
+            )
         } else {
             Some(Path::new(&self.dir).join(channel))
         }

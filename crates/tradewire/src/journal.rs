@@ -134,12 +134,9 @@ impl JournalOptions {
 }
 
 /// The journal directory a publisher bound at `endpoint` uses when none is configured:
-/// `PATH.journal` next to an `ipc://PATH` socket, else
-/// `<temp dir>/tradewire/journal/<endpoint with every byte outside [A-Za-z0-9._-] as _>`.
+/// `<temp dir>/tradewire/journal/<endpoint with every char outside [A-Za-z0-9._-] as _>`
+/// (not next to an ipc socket: services leave their socket directory empty on exit).
 pub fn default_dir(endpoint: &str) -> PathBuf {
-    if let Some(path) = endpoint.strip_prefix("ipc://") {
-        return PathBuf::from(format!("{path}.journal"));
-    }
     let name: String = endpoint
         .chars()
         .map(|c| {

@@ -25,11 +25,9 @@ FSYNC_POLICIES: Final[tuple[FsyncPolicy, ...]] = ("never", "interval", "always")
 
 def default_dir(endpoint: str) -> Path:
     """The journal directory of a publisher bound at `endpoint` when none is configured:
-    `PATH.journal` next to an `ipc://PATH` socket, else
-    `<temp dir>/tradewire/journal/<endpoint, bytes outside [A-Za-z0-9._-] as _>` (as the
-    Rust `tradewire::journal::default_dir`)."""
-    if endpoint.startswith("ipc://"):
-        return Path(endpoint[len("ipc://") :] + ".journal")
+    `<temp dir>/tradewire/journal/<endpoint, chars outside [A-Za-z0-9._-] as _>` (as the
+    Rust `tradewire::journal::default_dir`; not next to an ipc socket: services leave
+    their socket directory empty on exit)."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", endpoint)
     return Path(tempfile.gettempdir()) / "tradewire" / "journal" / name
 
