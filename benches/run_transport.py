@@ -11,6 +11,9 @@ on one side of a comparison only.
 Kill switch under load: `tradewire-engine-demo` publishes MarketData at 100k msg/s to a
 subscriber while acknowledging kill switches sent at a fixed rate by a Python or a Rust
 CommandClient.
+Journal: publish rate with no subscriber, the publisher journal (WIRE.md 7.6, fsync
+`interval`) on vs off, Rust (`tradewire-publish`) and Python (`--journal-only` runs just
+this).
 Writes transport.json, transport.md and rtt_cdf.png; prints the Markdown table.
 """
 
@@ -479,6 +482,63 @@ def plot_cdf(sample_files: dict[str, Path], out: Path) -> None:
     plt.close(fig)
 
 
+def _py_publish_rate(ep: str, journal: Path | None, count: int) -> float:
+    """Python Publisher's publish rate (msg/s), in this process, no subscriber."""
+    from tradewire.channels import MarketDataPublisher
+    from tradewire.messages import MarketData
+    from tradewire.transport import JournalOptions
+
+    pub = MarketDataPublisher(ep, journal=JournalOptions(journal) if journal else None)
+    try:
+        ticks = [MarketData(symbol=s, price=100.0) for s in ("AAPL", "MSFT", "GOOG")]
+        started = time.perf_counter()
+        for i in range(count):
+            pub.publish(ticks[i % 3])
+        return count / (time.perf_counter() - started)
+    finally:
+        pub.close()
+
+
+def journal_publish_rates(count: int, tmp: Path) -> list[dict[str, Any]]:
+    """Publish rate with the journal off vs on (default options), per language."""
+    rows = []
+    for lang, n in (("Rust", count), ("Python", min(count, 200_000))):
+        rates: dict[bool, float] = {}
+        for on in (False, True):
+            ep = endpoint("ipc", tmp, f"j-{lang}-{on}")
+            jdir = tmp / f"journal-{lang}-{on}"
+            if lang == "Rust":
+                cmd = [str(ROOT / "target" / "release" / "tradewire-publish"), "--endpoint", ep]
+                cmd += ["--count", str(n), *(["--journal", str(jdir)] if on else [])]
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600)
+                rates[on] = float(json.loads(out.stdout.strip().splitlines()[-1])["msgs_per_sec"])
+            else:
+                rates[on] = _py_publish_rate(ep, jdir if on else None, n)
+        rows.append(
+            {
+                "case": f"tradewire {lang} publish, journal on vs off",
+                "count": n,
+                "off_per_sec": rates[False],
+                "on_per_sec": rates[True],
+                "ratio": rates[True] / rates[False],
+            }
+        )
+    return rows
+
+
+def journal_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "",
+        "| journal (no subscriber, fsync interval) | off msg/s | on msg/s | on / off |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['off_per_sec']:,.0f} | {r['on_per_sec']:,.0f} | {r['ratio']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20_000)
@@ -493,7 +553,14 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="few samples, ipc only (smoke)")
     parser.add_argument("--out", type=Path, default=ROOT / "benches" / "results")
+    parser.add_argument(
+        "--journal-only", action="store_true", help="only the journal on/off publish rates"
+    )
     args = parser.parse_args()
+    if args.journal_only:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            print(journal_markdown(journal_publish_rates(1_000_000, Path(tmp_name))))
+        return 0
     samples = 2_000 if args.quick else args.samples
     rounds = 1 if args.quick else args.rounds
     args.out.mkdir(parents=True, exist_ok=True)
@@ -554,10 +621,11 @@ def main() -> int:
                 f"{r['market_data_published_per_sec']:,.0f} msg/s",
                 file=sys.stderr,
             )
+        report["journal"] = journal_publish_rates(50_000 if args.quick else 1_000_000, tmp)
         plot_cdf(cdf, args.out / "rtt_cdf.png")
     report["goals"] = goals(report)
     (args.out / "transport.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown(report)
+    table = markdown(report) + journal_markdown(report["journal"])
     (args.out / "transport.md").write_text(table)
     print(table)
     return 0

@@ -22,6 +22,7 @@ from twin_common import (
     Output,
     config_or_exit,
     ensure_ipc_dir,
+    journal_options,
     log,
     now_us,
     parse_args,
@@ -97,8 +98,10 @@ def main() -> int:
         return CommandAck(outcome=outcome, reason=reason, engine_timestamp_us=now_us())
 
     try:
-        orders = OrdersPublisher(ep.orders)
-        positions = PositionsPublisher(ep.positions)
+        orders = OrdersPublisher(ep.orders, journal=journal_options(cfg, "orders", ep.orders))
+        positions = PositionsPublisher(
+            ep.positions, journal=journal_options(cfg, "positions", ep.positions)
+        )
         server = CommandsServer(ep.commands, handler)
     except OSError as exc:
         life.fail(f"cannot bind: {exc}")

@@ -18,6 +18,7 @@ from twin_common import (
     RandomWalk,
     config_or_exit,
     ensure_ipc_dir,
+    journal_options,
     log,
     now_us,
     parse_args,
@@ -83,7 +84,12 @@ def main() -> int:
         # The tail still reaches a subscriber that is behind when the stream ends: closing
         # waits up to END_LINGER_MS for frames queued to it (SPEC 3.4).
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        publisher = MarketDataPublisher(endpoint, context=context, linger_ms=END_LINGER_MS)
+        publisher = MarketDataPublisher(
+            endpoint,
+            context=context,
+            linger_ms=END_LINGER_MS,
+            journal=journal_options(cfg, "market_data", endpoint),
+        )
     except OSError as exc:
         life.fail(f"cannot bind {endpoint}: {exc}")
         return 1

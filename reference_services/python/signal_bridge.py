@@ -22,6 +22,7 @@ from twin_common import (
     config_or_exit,
     decide,
     ensure_ipc_dir,
+    journal_options,
     log,
     parse_args,
     remove_ipc,
@@ -95,7 +96,7 @@ def main() -> int:
     out_ep = cfg.endpoints.signals
     ensure_ipc_dir(out_ep)
     try:
-        publisher = SignalsPublisher(out_ep)
+        publisher = SignalsPublisher(out_ep, journal=journal_options(cfg, "signals", out_ep))
     except OSError as exc:
         life.fail(f"cannot bind {out_ep}: {exc}")
         return 1

@@ -32,7 +32,7 @@ from tradewire.messages import (
     StrategyCommand,
     TradingSignal,
 )
-from tradewire.transport import Subscriber, SubscribeTimeout
+from tradewire.transport import JournalOptions, Subscriber, SubscribeTimeout
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 SQRT3 = 1.7320508075688772
@@ -126,6 +126,24 @@ def remove_ipc(endpoint: str, control: bool) -> None:
         for p in (path, path + ".ctl") if control else (path,):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
+
+
+def journal_options(cfg: TradewireConfig, channel: str, endpoint: str) -> JournalOptions | None:
+    """The publisher journal options of `[journal]` for the publisher of `channel` bound
+    at `endpoint`, or None when journals are off (as the Rust services'
+    `tradewire_services::journal_options`)."""
+    j = cfg.journal
+    path = j.dir_for(channel, endpoint)
+    if path is None:
+        return None
+    return JournalOptions(
+        path,
+        segment_bytes=j.segment_bytes,
+        retention_bytes=j.retention_bytes,
+        retention_age=j.retention_age_s,
+        fsync=j.fsync,
+        fsync_interval_ms=j.fsync_interval_ms,
+    )
 
 
 def ensure_ipc_dir(endpoint: str) -> None:

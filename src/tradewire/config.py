@@ -21,7 +21,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import (
@@ -39,6 +39,7 @@ __all__ = [
     "ConfigError",
     "Endpoints",
     "ExecutionSettings",
+    "JournalSettings",
     "MarketDataSettings",
     "ModelSettings",
     "RiskSettings",
@@ -142,6 +143,29 @@ class Budgets(_Section):
     kill_switch_ack_p99_us: int = Field(default=2000, ge=0)
 
 
+class JournalSettings(_Section):
+    """`[journal]`: the publishers' on-disk journal (WIRE.md section 7.6)."""
+
+    enabled: bool = True
+    dir: str = ""  # one sub-directory per channel; "": <temp>/tradewire/journal/<endpoint>
+    segment_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    retention_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
+    retention_age_s: float = Field(default=86400.0, ge=0, allow_inf_nan=False)
+    fsync: Literal["never", "interval", "always"] = "interval"
+    fsync_interval_ms: int = Field(default=100, gt=0)
+
+    def dir_for(self, channel: str, endpoint: str) -> Path | None:
+        """The journal directory of the publisher of `channel` bound at `endpoint`, or
+        None when journals are off (as crates/config `Journal::dir_for`)."""
+        if not self.enabled:
+            return None
+        if self.dir:
+            return Path(self.dir) / channel
+        from tradewire.transport.journal import default_dir
+
+        return default_dir(endpoint)
+
+
 class TradewireConfig(BaseSettings):
     """The whole file. `file` is where it was read from (None: defaults only)."""
 
@@ -160,6 +184,7 @@ class TradewireConfig(BaseSettings):
     risk: RiskSettings = Field(default_factory=RiskSettings)
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     budgets: Budgets = Field(default_factory=Budgets)
+    journal: JournalSettings = Field(default_factory=JournalSettings)
 
     _file: Path | None = PrivateAttr(default=None)
 
@@ -269,6 +294,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> TradewireConfig:
             "market_data": config.market_data.model_copy(
                 update={"csv": absolute(config.market_data.csv)}
             ),
+            "journal": config.journal.model_copy(update={"dir": absolute(config.journal.dir)}),
         }
     )
     config._file = source

@@ -194,6 +194,71 @@ impl Default for Budgets {
     }
 }
 
+/// `[journal]`: the publishers' on-disk journal (WIRE.md section 7.6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Journal {
+    /// Publishers journal their frames (replay past the ring and past a restart).
+    pub enabled: bool,
+    /// Directory of the journals, one sub-directory per channel; empty:
+    /// `<temp dir>/tradewire/journal/<endpoint>` (`tradewire::journal::default_dir`).
+    pub dir: String,
+    /// A new segment file starts at this size.
+    pub segment_bytes: i64,
+    /// The oldest segments are deleted while a journal is larger (0: no bound).
+    pub retention_bytes: i64,
+    /// Segments whose newest frame is older are deleted (0: no bound).
+    pub retention_age_s: f64,
+    /// `never`, `interval` or `always`.
+    pub fsync: String,
+    /// The interval of `fsync = "interval"`.
+    pub fsync_interval_ms: i64,
+}
+
+impl Default for Journal {
+    fn default() -> Self {
+        Journal {
+            enabled: true,
+            dir: String::new(),
+            segment_bytes: 64 * 1024 * 1024,
+            retention_bytes: 1024 * 1024 * 1024,
+            retention_age_s: 86400.0,
+            fsync: "interval".into(),
+            fsync_interval_ms: 100,
+        }
+    }
+}
+
+impl Journal {
+    /// The journal directory of the publisher of `channel` bound at `endpoint`, or None
+    /// when journals are off.
+    pub fn dir_for(&self, channel: &str, endpoint: &str) -> Option<PathBuf> {
+        if !self.enabled {
+            None
+        } else if self.dir.is_empty() {
+            // As tradewire::journal::default_dir (this crate does not depend on tradewire).
+            let name: String = endpoint
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            Some(
+                std::env::temp_dir()
+                    .join("tradewire")
+                    .join("journal")
+                    .join(name),
+            )
+        } else {
+            Some(Path::new(&self.dir).join(channel))
+        }
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -205,6 +270,7 @@ pub struct Config {
     pub risk: Risk,
     pub execution: Execution,
     pub budgets: Budgets,
+    pub journal: Journal,
     /// The file read (absolute); `None` when only defaults (and the environment) apply.
     #[serde(skip)]
     pub file: Option<PathBuf>,
@@ -459,6 +525,7 @@ impl Config {
         };
         config.model.registry = absolute(&config.model.registry);
         config.market_data.csv = absolute(&config.market_data.csv);
+        config.journal.dir = absolute(&config.journal.dir);
         config.file = source;
         Ok(config)
     }
@@ -570,6 +637,48 @@ impl Config {
             if v < 0 {
                 return Err(o.err("budgets", key, format!("must be >= 0, got {v}")));
             }
+        }
+        let j = &self.journal;
+        if j.segment_bytes < 1024 {
+            return Err(o.err(
+                "journal",
+                "segment_bytes",
+                format!("must be >= 1024, got {}", j.segment_bytes),
+            ));
+        }
+        if j.retention_bytes < 0 {
+            return Err(o.err(
+                "journal",
+                "retention_bytes",
+                format!("must be >= 0, got {}", j.retention_bytes),
+            ));
+        }
+        finite(
+            "journal",
+            "retention_age_s",
+            j.retention_age_s,
+            j.retention_age_s >= 0.0,
+            "a number >= 0",
+        )?;
+        if !["never", "interval", "always"].contains(&j.fsync.as_str()) {
+            return Err(o.err(
+                "journal",
+                "fsync",
+                format!(
+                    "must be \"never\", \"interval\" or \"always\", got {:?}",
+                    j.fsync
+                ),
+            ));
+        }
+        if j.fsync == "interval" && j.fsync_interval_ms <= 0 {
+            return Err(o.err(
+                "journal",
+                "fsync_interval_ms",
+                format!(
+                    "must be > 0 with fsync \"interval\", got {}",
+                    j.fsync_interval_ms
+                ),
+            ));
         }
         Ok(())
     }
@@ -706,6 +815,18 @@ mod tests {
                 "signal.threshold: must be a number in (0, 1)",
             ),
             ("[risk\n", "not valid TOML"),
+            (
+                "[journal]\nfsync = \"sometimes\"\n",
+                "journal.fsync: must be \"never\", \"interval\" or \"always\"",
+            ),
+            (
+                "[journal]\nsegment_bytes = 10\n",
+                "journal.segment_bytes: must be >= 1024",
+            ),
+            (
+                "[journal]\nretention_age_s = -1\n",
+                "journal.retention_age_s: must be a number >= 0",
+            ),
         ];
         for (text, want) in cases {
             let p = write(&dir, text);

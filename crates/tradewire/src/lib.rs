@@ -10,6 +10,8 @@
 //!   [`catalog::Keyed`] impls for the generated structs.
 //! - [`catalog`]: the types of those constants and lookups over them.
 //! - [`wire`]: the envelope codec (topic + 52-byte header + payload) and its errors.
+//! - [`journal`]: the publishers' append-only on-disk journal of frames (replay past the
+//!   ring and past a restart).
 //! - [`transport`]: publisher / subscriber / commands over ZeroMQ (WIRE.md section 7).
 //!
 //! ```
@@ -26,6 +28,7 @@
 //! ```
 
 pub mod catalog;
+pub mod journal;
 pub mod transport;
 pub mod wire;
 

@@ -8,6 +8,7 @@
 //! pure Python otherwise (or when `TRADEWIRE_PURE_PYTHON=1`).
 #![deny(unsafe_code)]
 
+mod journal;
 mod libzmq;
 mod sequencer;
 
@@ -272,5 +273,6 @@ impl Codec {
 fn _wire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Codec>()?;
     m.add_class::<sequencer::Sequencer>()?;
+    journal::register(m)?;
     Ok(())
 }

@@ -6,6 +6,7 @@ The generated typed clients in `tradewire.channels` are thin subclasses that bin
 
 from tradewire.transport._base import Received, Stats, TransportEvent, control_endpoint
 from tradewire.transport.commands import CommandClient, CommandServer, CommandTimeout
+from tradewire.transport.journal import JournalOptions
 from tradewire.transport.publisher import Publisher
 from tradewire.transport.security import CurveClient, CurveKeyPair, CurveServer
 from tradewire.transport.subscriber import Subscriber, SubscribeTimeout
@@ -17,6 +18,7 @@ __all__ = [
     "CurveClient",
     "CurveKeyPair",
     "CurveServer",
+    "JournalOptions",
     "Publisher",
     "Received",
     "Stats",

@@ -47,6 +47,10 @@ class Stats:
     in `unrecoverable`. `checks` (subscribers): far-ahead numbers and new publisher ids
     checked with the publisher (WIRE.md 9); `rejected["disowned"]` counts what failed.
     `stale` (subscribers): frames of a previous publisher after its tail was settled.
+    `hwm_dropped` (publishers): data frames a subscriber's full queue refused (sent to no
+    subscriber, kept for replay; WIRE.md 8.5). `journaled` / `replayed_from_journal` /
+    `journal_errors` (publishers with a journal): frames appended, frames of `replayed`
+    read from the journal, and fsync/retention errors of the control thread.
     """
 
     sent: int = 0
@@ -73,6 +77,10 @@ class Stats:
     handshakes: int = 0
     subscriptions: int = 0
     events_dropped: int = 0
+    hwm_dropped: int = 0
+    journaled: int = 0
+    replayed_from_journal: int = 0
+    journal_errors: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)

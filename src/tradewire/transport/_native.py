@@ -99,7 +99,7 @@ def frame_sender(sock: zmq.Socket[bytes]) -> FrameSender:
             topic: bytes, type_id: int, fp: int, pid: int, seq: int, kseq: int, ts: int, p: bytes
         ) -> bytes:
             frame = wire.pack_frame(topic, type_id, fp, pid, seq, kseq, ts, p)
-            sock.send(frame)
+            sock.send(frame, zmq.NOBLOCK)
             return frame
 
         return send_py

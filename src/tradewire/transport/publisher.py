@@ -7,9 +7,9 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic
+from typing import TYPE_CHECKING, Any, Generic
 
 import zmq
 
@@ -32,6 +32,10 @@ from tradewire.transport._base import (
     now_ns,
     resolve_channel,
 )
+from tradewire.transport.journal import JournalOptions
+
+if TYPE_CHECKING:
+    from tradewire._wire import Journal, JournalRange
 
 log = logging.getLogger("tradewire.transport")
 
@@ -42,6 +46,8 @@ _SNAPSHOT_END = registry.SNAPSHOT_END_TYPE
 _SEND_BATCH = 256  # frames one answer sends per turn of the control loop
 _SCAN_CHUNK = 4096  # ring slots a replay looks at per hold of the lock
 _MAX_QUEUED_TOTAL = 4096  # requests waiting, all peers together
+_JOURNAL_CHUNK = 256  # journal records a replay reads per turn
+_JOURNAL_TICK = 0.05  # seconds between the journal's periodic work (fsync, retention)
 
 
 @dataclass(eq=False)
@@ -54,6 +60,15 @@ class _Answer:
     pending: bytes | None = None
     stalled_since: float | None = None
     done: bool = field(default=False)
+
+
+@dataclass(eq=False)
+class _Replay:
+    """Progress of one replay answer: the next number due, the numbers lost, frames sent."""
+
+    expected: int
+    lost: list[tuple[int, int]] = field(default_factory=list)
+    sent: int = 0
 
 
 class Publisher(Endpoint, Generic[M]):
@@ -77,17 +92,30 @@ class Publisher(Endpoint, Generic[M]):
         max_queued_replays: int = DEFAULT_MAX_QUEUED_REPLAYS,
         control_send_timeout: float = DEFAULT_CONTROL_SEND_TIMEOUT,
         warn_interval: float = DEFAULT_WARN_INTERVAL,
+        journal: JournalOptions | None = None,
     ) -> None:
         """The control socket answers at most `max_active_replays` replay or snapshot
         requests at once (one per peer), reading the ring as it sends; it queues at most
         `control_sndhwm` frames per peer and `max_queued_replays` waiting requests per peer
         (more are refused: `stats.replays_refused`). An answer whose peer takes nothing for
         `control_send_timeout` seconds is abandoned (`stats.control_send_failed`). Control
-        requests over `max_payload` bytes are dropped by libzmq with the peer's connection."""
+        requests over `max_payload` bytes are dropped by libzmq with the peer's connection.
+
+        `journal`: append every published frame to this on-disk journal (WIRE.md section
+        7.6); replays then reach numbers evicted from the ring and the numbers of previous
+        publisher ids found in the journal, and heartbeats name the previous id. Frames a
+        subscriber's full queue refuses (the XPUB has `ZMQ_XPUB_NODROP`) are counted
+        `stats.hwm_dropped` and stay in the ring and journal for replay."""
         super().__init__(context, linger_ms)
         self.channel: Channel[M] = resolve_channel(self, channel, Pattern.PUB_SUB)
         self.publisher_id = secrets.randbits(64) | 1
         self._started = time.monotonic_ns()
+        self._journal: Journal | None = journal.open() if journal is not None else None
+        # The previous publisher id of this journal, named in every heartbeat.
+        self._previous: JournalRange | None = (
+            self._journal.previous(self.publisher_id) if self._journal is not None else None
+        )
+        self._pending_sync: list[bytes] = []  # handshakes refused at the HWM, retried
         self.endpoint = endpoint
         self.control_endpoint = control or control_endpoint(endpoint)
         self._type = self.channel.message
@@ -107,6 +135,9 @@ class Publisher(Endpoint, Generic[M]):
         self._data = self._socket_of(zmq.XPUB)
         self._send = _native.frame_sender(self._data)  # pack + send, in Rust when built
         self._data.setsockopt(zmq.SNDHWM, sndhwm)
+        # At the high-water mark a send fails with EAGAIN (counted as `hwm_dropped`)
+        # instead of libzmq dropping the frame for that subscriber without a word.
+        self._data.setsockopt(zmq.XPUB_NODROP, 1)
         if endpoint.startswith("tcp://"):  # ZMTP heartbeats: drop dead peers, let them rejoin
             self._data.setsockopt(zmq.HEARTBEAT_IVL, 1000)
             self._data.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)
@@ -145,9 +176,9 @@ class Publisher(Endpoint, Generic[M]):
             topic = self._topics[key] = wire.topic(self.channel.name, key)
         payload = self._serialize(message)
         with self._lock:
-            self._seq = seq = self._seq + 1
-            key_seq = self._key_seq[key] = self._key_seq.get(key, 0) + 1 if key else seq
-            frame = self._send(
+            seq = self._seq + 1
+            key_seq = self._key_seq.get(key, 0) + 1 if key else seq
+            args = (
                 topic,
                 self._type.type_id,
                 self._type.fingerprint,
@@ -157,6 +188,24 @@ class Publisher(Endpoint, Generic[M]):
                 now_ns(),
                 payload,
             )
+            if self._journal is None:
+                try:
+                    frame = self._send(*args)
+                except zmq.Again:  # a subscriber's queue is full: sent to none, counted
+                    frame = wire.pack_frame(*args)
+                    self.stats.hwm_dropped += 1
+            else:
+                # Journal first: what went out is always in the journal.
+                frame = wire.pack_frame(*args)
+                self._journal.append(frame)
+                self.stats.journaled += 1
+                try:
+                    self._data.send(frame, zmq.NOBLOCK)
+                except zmq.Again:
+                    self.stats.hwm_dropped += 1
+            self._seq = seq
+            if key:
+                self._key_seq[key] = key_seq
             self._ring[(seq - 1) % self._ring_size] = (key, key_seq, frame)
             if self._last_value is not None:
                 self._last_value[key] = frame
@@ -186,6 +235,11 @@ class Publisher(Endpoint, Generic[M]):
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=2.0)
         self._warn.flush()
+        if self._journal is not None:
+            try:
+                self._journal.sync()
+            except OSError as exc:
+                log.warning("journal of %s: final fsync failed: %s", self.channel.name, exc)
         super().close()
 
     # -- control thread ----------------------------------------------------------------
@@ -194,6 +248,7 @@ class Publisher(Endpoint, Generic[M]):
         poller = zmq.Poller()
         poller.register(self._control, zmq.POLLIN)
         busy = False
+        last_tick = time.monotonic()
         while not self._stop.is_set():
             try:
                 ready = dict(poller.poll(0 if busy else 5))
@@ -208,6 +263,13 @@ class Publisher(Endpoint, Generic[M]):
                 with self._lock:
                     self._drain_subscriptions()
                     self._maybe_heartbeat()
+                if self._journal is not None and time.monotonic() - last_tick >= _JOURNAL_TICK:
+                    last_tick = time.monotonic()
+                    try:
+                        self._journal.tick()
+                    except OSError as exc:
+                        self.stats.journal_errors += 1
+                        self._warn.warn("journal_error", f"journal fsync/retention: {exc}")
             except zmq.ZMQError as exc:
                 if self._stop.is_set() or exc.errno == zmq.ETERM:
                     return
@@ -215,6 +277,10 @@ class Publisher(Endpoint, Generic[M]):
 
     def _drain_subscriptions(self) -> None:
         """Answer sync-topic subscriptions with a Heartbeat on that topic (WIRE.md 7.1)."""
+        pending, self._pending_sync = self._pending_sync, []
+        for topic_bytes in pending:
+            if self._send_sync(topic_bytes):
+                self._subscribed.notify_all()
         while True:
             try:
                 event = self._data.recv(zmq.NOBLOCK)
@@ -226,19 +292,35 @@ class Publisher(Endpoint, Generic[M]):
             topic_bytes = event[1 : nul + 1] if nul > 0 else b""
             _, _, key = topic_bytes[:-1].decode(errors="replace").partition("/")
             if key.startswith(SYNC_PREFIX):
-                self._data.send(self._heartbeat_frame(topic_bytes))
-                self.stats.handshakes += 1
+                self._send_sync(topic_bytes)
             else:
                 self.stats.subscriptions += 1
             self._subscribed.notify_all()
 
+    def _send_sync(self, topic_bytes: bytes) -> bool:
+        """Sends the handshake Heartbeat on a sync topic; True when sent. Refused at the
+        high-water mark (a full subscriber of the whole channel matches the sync topic
+        too), it is queued for the next turn."""
+        try:
+            self._data.send(self._heartbeat_frame(topic_bytes), zmq.NOBLOCK)
+        except zmq.Again:
+            if len(self._pending_sync) < _MAX_QUEUED_TOTAL:
+                self._pending_sync.append(topic_bytes)
+            return False
+        self.stats.handshakes += 1
+        return True
+
     def _heartbeat_frame(self, topic_bytes: bytes) -> bytes:
+        prev = self._previous
         beat = _HB.cls(
             channel=self.channel.name,
             last_seq=self._seq,
             timestamp_us=now_ns() // 1000,
             last_key_seq=self._key_seq if self._key_field else {},
             uptime_us=(time.monotonic_ns() - self._started) // 1000,
+            previous_publisher_id=prev[0] if prev else 0,
+            previous_last_seq=prev[2] if prev else 0,
+            previous_last_key_seq=prev[3] if prev and self._key_field else {},
         )
         return wire.pack_frame(
             topic_bytes,
@@ -254,8 +336,11 @@ class Publisher(Endpoint, Generic[M]):
     def _maybe_heartbeat(self) -> None:
         if time.monotonic() - self._last_send < self._heartbeat_interval:
             return
-        self._data.send(self._heartbeat_frame(wire.topic(self.channel.name)))
         self._last_send = time.monotonic()
+        try:  # a full subscriber queue refuses it; the next interval retries
+            self._data.send(self._heartbeat_frame(wire.topic(self.channel.name)), zmq.NOBLOCK)
+        except zmq.Again:
+            return
         self.stats.heartbeats += 1
 
     def _answer(self, parts: list[bytes]) -> None:
@@ -342,8 +427,10 @@ class Publisher(Endpoint, Generic[M]):
         self._warn.warn("control_send_failed", f"answer abandoned: {why}")
 
     def _replay(self, req: Any) -> Iterator[bytes]:
-        """Frames of the requested range still in the ring, then a ReplayEnd. The ring is
-        read as the frames go out; numbers overwritten meanwhile are reported lost."""
+        """Frames of the requested range, then a ReplayEnd: from the ring, read as the
+        frames go out, and the numbers the ring no longer holds from the journal (when
+        there is one), in number order; a previous publisher id of the journal from the
+        journal alone. Numbers found nowhere are reported lost."""
         self.stats.replay_requests += 1
         end = _REPLAY_END.cls(
             channel=req.channel,
@@ -352,44 +439,77 @@ class Publisher(Endpoint, Generic[M]):
             from_seq=req.from_seq,
             to_seq=req.to_seq,
         )
-        lost: list[tuple[int, int]] = []
-        sent = 0
+        state = _Replay(req.from_seq)
+        journaled = None
+        if req.publisher_id != self.publisher_id and self._journal is not None:
+            journaled = self._journal.publisher(req.publisher_id)
         if not 1 <= req.from_seq <= req.to_seq:
             pass
+        elif journaled is not None:
+            _, _, last_seq, last_key_seq = journaled
+            end.last_seq = last_key_seq.get(req.key, 0) if req.key else last_seq
+            upto = min(req.to_seq, end.last_seq)
+            if state.expected <= upto:
+                yield from self._from_journal(req.publisher_id, req.key, upto, state)
         elif req.publisher_id != self.publisher_id:
             end.unknown_publisher = True
-            lost.append((req.from_seq, req.to_seq))
+            state.lost.append((req.from_seq, req.to_seq))
         else:
             with self._lock:
                 newest = self._seq
                 end.last_seq = self._key_seq.get(req.key, 0) if req.key else newest
                 upto = min(req.to_seq, end.last_seq)
-            expected = req.from_seq
             cursor: int | None = 1 if req.key else req.from_seq
-            while cursor is not None and cursor <= newest and expected <= upto:
-                chunk, cursor, expected, gaps = self._ring_chunk(
-                    req.key, cursor, min(newest, cursor + _SCAN_CHUNK - 1), expected, upto
+            while cursor is not None and cursor <= newest and state.expected <= upto:
+                chunk, cursor, expected, gap_to = self._ring_chunk(
+                    req.key, cursor, min(newest, cursor + _SCAN_CHUNK - 1), state.expected, upto
                 )
-                lost += gaps
+                state.expected = expected
                 for frame in chunk:
                     yield wire.with_flags(frame, wire.FLAG_REPLAY)
-                    sent += 1
-            if expected <= upto:
-                lost.append((expected, upto))
-        if lost:
-            end.unrecoverable_from, end.unrecoverable_to = lost[0][0], lost[-1][1]
-        end.replayed = sent
-        self.stats.replayed += sent
+                    state.sent += 1
+                if gap_to is not None:  # no longer in the ring: the journal's turn
+                    yield from self._from_journal(self.publisher_id, req.key, gap_to, state)
+            if state.expected <= upto:  # overwritten while the answer was going out
+                yield from self._from_journal(self.publisher_id, req.key, upto, state)
+        if state.lost:
+            end.unrecoverable_from, end.unrecoverable_to = state.lost[0][0], state.lost[-1][1]
+        end.replayed = state.sent
+        self.stats.replayed += state.sent
         yield self._control_frame(_REPLAY_END, end)
+
+    def _from_journal(
+        self, publisher_id: int, key: str, to: int, state: _Replay
+    ) -> Generator[bytes, None, None]:
+        """The journal's frames numbered state.expected..to, read a chunk at a time;
+        numbers it does not hold (or all of them, without a journal) are lost."""
+        if self._journal is not None:
+            reader = self._journal.read(publisher_id, key, state.expected, to)
+            while state.expected <= to:
+                batch = reader.next_batch(_JOURNAL_CHUNK)
+                if not batch:
+                    break
+                for number, frame in batch:
+                    if number < state.expected:
+                        continue
+                    if number > state.expected:
+                        state.lost.append((state.expected, number - 1))
+                    yield wire.with_flags(frame, wire.FLAG_REPLAY)
+                    state.sent += 1
+                    self.stats.replayed_from_journal += 1
+                    state.expected = number + 1
+        if state.expected <= to:
+            state.lost.append((state.expected, to))
+            state.expected = to + 1
 
     def _ring_chunk(
         self, key: str, cursor: int, last: int, expected: int, upto: int
-    ) -> tuple[list[bytes], int | None, int, list[tuple[int, int]]]:
+    ) -> tuple[list[bytes], int | None, int, int | None]:
         """The frames of `key` (by key_seq; by seq when keyless) numbered expected..upto
         among channel seqs cursor..last still held; the next cursor (None: past `upto`),
-        the next number expected and the numbers skipped (lost)."""
+        the next number expected and, when the ring no longer holds expected..n-1 before
+        the next held number n, n-1 (the cursor then points at n's slot again)."""
         frames: list[bytes] = []
-        gaps: list[tuple[int, int]] = []
         with self._lock:
             cursor = max(cursor, self._seq - self._ring_size + 1)
             while cursor <= last:
@@ -401,12 +521,12 @@ class Publisher(Endpoint, Generic[M]):
                 if number < expected:
                     continue
                 if number > upto:
-                    return frames, None, expected, gaps
+                    return frames, None, expected, None
                 if number > expected:
-                    gaps.append((expected, number - 1))
+                    return frames, cursor - 1, expected, number - 1
                 frames.append(slot[2])
                 expected = number + 1
-        return frames, cursor, expected, gaps
+        return frames, cursor, expected, None
 
     def _snapshot(self, req: Any) -> list[bytes]:
         """The latest frame per requested key, then a SnapshotEnd with the channel seq."""

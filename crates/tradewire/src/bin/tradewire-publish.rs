@@ -6,6 +6,7 @@
 //!                   [--control C] [--wait-subscriber] [--wait-subscription]
 //!                   [--wait-timeout-ms T] [--heartbeat-ms H] [--sndhwm N] [--seed S]
 //!                   [--hold-ms H] [--hold-until-eof] [--print-ready]
+//!                   [--journal DIR [--fsync never|interval|always] [--segment-bytes N]]
 //! ```
 //!
 //! `--rate 0` (default) publishes as fast as possible. `--wait-subscriber` waits until a
@@ -15,18 +16,22 @@
 //! replay, snapshots and heartbeats that long after the last message; `--hold-until-eof`
 //! until stdin reaches EOF (capped by `--hold-ms` when both are given).
 //! `--print-ready` prints `{"ready":true,"publisher_id":"<16 hex>"}` once bound.
+//! `--journal DIR` appends every frame to the journal in DIR (WIRE.md section 7.6): a
+//! restart on the same DIR replays the previous run's numbers and names it in heartbeats.
 //! The summary (last line on stdout): `{"count", "seconds", "msgs_per_sec", ...}`.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use tradewire::journal::{FsyncPolicy, JournalOptions, DEFAULT_FSYNC_INTERVAL};
 use tradewire::transport::{json_string, Publisher, PublisherOptions};
 use tradewire::v1::MarketData;
 
 const USAGE: &str = "usage: tradewire-publish --endpoint E --count N [--rate R] \
     [--symbols A,B,C] [--ring N] [--control C] [--wait-subscriber] [--wait-subscription] \
     [--wait-timeout-ms T] [--heartbeat-ms H] [--sndhwm N] [--seed S] [--hold-ms H] \
-    [--hold-until-eof] [--print-ready]";
+    [--hold-until-eof] [--print-ready] [--journal DIR [--fsync never|interval|always] \
+    [--segment-bytes N]]";
 
 struct Args {
     endpoint: String,
@@ -104,6 +109,27 @@ fn parse() -> Result<Args, String> {
             }
             "--sndhwm" => {
                 args.options.sndhwm = i32::try_from(num(&value)?).map_err(|e| e.to_string())?;
+            }
+            "--journal" => {
+                let j = args
+                    .options
+                    .journal
+                    .get_or_insert_with(JournalOptions::default);
+                j.dir = value.into();
+            }
+            "--fsync" => {
+                let j = args
+                    .options
+                    .journal
+                    .get_or_insert_with(JournalOptions::default);
+                j.fsync = FsyncPolicy::parse(&value, DEFAULT_FSYNC_INTERVAL)?;
+            }
+            "--segment-bytes" => {
+                let j = args
+                    .options
+                    .journal
+                    .get_or_insert_with(JournalOptions::default);
+                j.segment_bytes = num(&value)?;
             }
             "--seed" => args.seed = num(&value)?,
             "--hold-ms" => args.hold = Duration::from_millis(num(&value)?),
@@ -233,7 +259,8 @@ fn run(args: Args) -> Result<String, String> {
         "{{\"count\":{},\"seconds\":{seconds:.6},\"msgs_per_sec\":{rate:.1},\
          \"publisher_id\":\"{:016x}\",\"last_seq\":{},\"endpoint\":{},\"symbols\":{},\
          \"stats\":{{\"sent\":{},\"heartbeats\":{},\"handshakes\":{},\"replay_requests\":{},\
-         \"replayed\":{},\"unrecoverable\":{},\"snapshots_served\":{}}}}}",
+         \"replayed\":{},\"unrecoverable\":{},\"snapshots_served\":{},\"hwm_dropped\":{},\
+         \"journaled\":{},\"replayed_from_journal\":{}}}}}",
         args.count,
         publisher.publisher_id(),
         publisher.last_seq(),
@@ -246,6 +273,9 @@ fn run(args: Args) -> Result<String, String> {
         stats.replayed,
         stats.unrecoverable,
         stats.snapshots_served,
+        stats.hwm_dropped,
+        stats.journaled,
+        stats.replayed_from_journal,
     ))
 }
 

@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::catalog::{Channel, Keyed, Pattern, SchemaMessage};
+use crate::journal::{Journal, JournalOptions, JournalReader, PublisherRange};
 use crate::v1;
 use crate::wire::{self, FLAG_REPLAY, FLAG_SNAPSHOT};
 
@@ -28,6 +29,10 @@ const SEND_BATCH: usize = 256;
 const SCAN_CHUNK: u64 = 4_096;
 /// Requests waiting, all peers together.
 const MAX_QUEUED_TOTAL: usize = 4_096;
+/// Journal records a replay reads per turn.
+const JOURNAL_CHUNK: usize = 256;
+/// How often the control thread runs the journal's periodic work (fsync, retention).
+const JOURNAL_TICK: Duration = Duration::from_millis(50);
 
 /// Publisher configuration. `Default` gives the WIRE.md defaults.
 #[derive(Debug, Clone)]
@@ -60,6 +65,10 @@ pub struct PublisherOptions {
     pub control_send_timeout: Duration,
     /// Rejected control requests are logged at most once per this interval.
     pub warn_interval: Duration,
+    /// Append every published frame to this on-disk journal (WIRE.md section 7.6):
+    /// replays reach numbers evicted from the ring and the numbers of the previous
+    /// publisher ids found in the journal, and heartbeats name the previous id.
+    pub journal: Option<JournalOptions>,
 }
 
 impl Default for PublisherOptions {
@@ -78,13 +87,14 @@ impl Default for PublisherOptions {
             max_queued_replays: DEFAULT_MAX_QUEUED_REPLAYS,
             control_send_timeout: DEFAULT_CONTROL_SEND_TIMEOUT,
             warn_interval: DEFAULT_WARN_INTERVAL,
+            journal: None,
         }
     }
 }
 
-/// Publisher counters. The XPUB drops per subscriber at its high-water mark without
-/// telling the publisher; such loss is counted by the subscriber (gaps) and recovered
-/// from the replay ring.
+/// Publisher counters. The XPUB has `ZMQ_XPUB_NODROP` set and is sent to without
+/// blocking: a frame refused at a subscriber's high-water mark is counted `hwm_dropped`
+/// (WIRE.md section 8.5); it stays in the ring (and journal) for the subscribers' replay.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PublisherStats {
     /// Data messages published.
@@ -112,6 +122,15 @@ pub struct PublisherStats {
     pub control_send_failed: u64,
     /// Requests refused because their peer already had `max_queued_replays` waiting.
     pub replays_refused: u64,
+    /// Data frames not sent because a subscriber's queue was at the send high-water mark
+    /// (sent to no subscriber; recoverable by replay).
+    pub hwm_dropped: u64,
+    /// Frames appended to the journal.
+    pub journaled: u64,
+    /// Frames of `replayed` read from the journal (not held by the ring).
+    pub replayed_from_journal: u64,
+    /// Journal errors of the control thread (fsync, retention), logged.
+    pub journal_errors: u64,
 }
 
 /// One frame of the replay ring.
@@ -178,6 +197,9 @@ struct Shared {
     ring: Ring,
     /// Latest frame per key id, for last-value channels.
     last_value: Option<Vec<Vec<u8>>>,
+    journal: Option<Journal>,
+    /// Sync topics whose handshake Heartbeat a full subscriber queue refused; retried.
+    pending_sync: Vec<String>,
     stats: PublisherStats,
 }
 
@@ -186,6 +208,8 @@ struct Inner {
     publisher_id: u64,
     /// When `publisher_id` was drawn (the Heartbeat's uptime).
     started: Instant,
+    /// The previous publisher id found in the journal at start, with its last numbers.
+    previous: Option<PublisherRange>,
     shared: Mutex<Shared>,
     handshake: Condvar,
     stop: AtomicBool,
@@ -230,6 +254,9 @@ impl<M: SchemaMessage + Keyed> Publisher<M> {
         let xpub = context.socket(zmq::XPUB)?;
         common_options(&xpub, endpoint, options.linger)?;
         xpub.set_sndhwm(options.sndhwm)?;
+        // At the high-water mark a send fails with EAGAIN (counted) instead of libzmq
+        // dropping the frame for that subscriber without a word.
+        xpub.set_xpub_nodrop(true)?;
         xpub.bind(endpoint)?;
         let router = context.socket(zmq::ROUTER)?;
         common_options(&router, &control, options.linger)?;
@@ -249,10 +276,19 @@ impl<M: SchemaMessage + Keyed> Publisher<M> {
             ),
         };
 
+        let publisher_id = random_nonzero_u64();
+        let journal = match &options.journal {
+            Some(j) => Some(Journal::open(j.clone()).map_err(|e| {
+                TransportError::Config(format!("journal {}: {e}", j.dir.display()))
+            })?),
+            None => None,
+        };
+        let previous = journal.as_ref().and_then(|j| j.previous(publisher_id));
         let inner = Arc::new(Inner {
             channel,
-            publisher_id: random_nonzero_u64(),
+            publisher_id,
             started: Instant::now(),
+            previous,
             shared: Mutex::new(Shared {
                 xpub,
                 seq: 0,
@@ -261,6 +297,8 @@ impl<M: SchemaMessage + Keyed> Publisher<M> {
                 key_seqs: Vec::new(),
                 ring: Ring::new(options.ring_size),
                 last_value: channel.last_value.then(Vec::new),
+                journal,
+                pending_sync: Vec::new(),
                 stats: PublisherStats::default(),
             }),
             handshake: Condvar::new(),
@@ -326,7 +364,18 @@ impl<M: SchemaMessage + Keyed> Publisher<M> {
             0,
             &mut slot.frame,
         )?;
-        s.xpub.send(&slot.frame[..], 0)?;
+        // Journal first: what went out is always in the journal (a kill -9 between the
+        // two leaves a journaled frame no subscriber saw, never the reverse).
+        if let Some(journal) = &mut s.journal {
+            journal
+                .append(&slot.frame)
+                .map_err(|e| TransportError::Config(format!("journal append: {e}")))?;
+        }
+        match s.xpub.send(&slot.frame[..], zmq::DONTWAIT) {
+            Ok(()) => {}
+            Err(zmq::Error::EAGAIN) => s.stats.hwm_dropped += 1,
+            Err(e) => return Err(e.into()),
+        }
         slot.seq = seq;
         slot.key_id = key_id;
         slot.key_seq = key_seq;
@@ -339,6 +388,9 @@ impl<M: SchemaMessage + Keyed> Publisher<M> {
             latest.extend_from_slice(frame);
         }
         s.stats.sent += 1;
+        if s.journal.is_some() {
+            s.stats.journaled += 1;
+        }
         Ok(seq)
     }
 
@@ -471,9 +523,15 @@ enum Source {
 }
 
 /// A replay in progress: numbers (key_seq of `key_id`, else seq) `expected..=upto` among
-/// channel seqs `cursor..=newest` still held.
+/// channel seqs `cursor..=newest` still held by the ring; numbers the ring no longer
+/// holds are read from the journal (when there is one) before the ring goes on, so the
+/// answer stays in number order. A replay of a previous publisher id reads the journal
+/// only (`ring` false).
 struct ReplayCursor {
     end: v1::ReplayEnd,
+    ring: bool,
+    /// The journal's part in progress, with the last number it covers.
+    journal: Option<(JournalReader, u64)>,
     key_id: Option<u32>,
     newest: u64,
     upto: u64,
@@ -495,7 +553,8 @@ impl ReplayCursor {
     }
 
     fn next_frame(&mut self, inner: &Inner) -> Option<Vec<u8>> {
-        if self.buffered.is_empty() && !self.scanned {
+        // Each scan moves on (ring slots or journal records), so this ends.
+        while self.buffered.is_empty() && !self.scanned {
             self.scan(inner);
         }
         if let Some(frame) = self.buffered.pop_front() {
@@ -521,8 +580,69 @@ impl ReplayCursor {
         control_frame(inner, "", &self.end).ok()
     }
 
+    /// Reads `expected..=to` from the journal next, if there is one; else they are lost.
+    fn journal_part(&mut self, s: &Shared, to: u64) {
+        match &s.journal {
+            Some(journal) => {
+                let reader = journal.read(self.end.publisher_id, &self.end.key, self.expected, to);
+                self.journal = Some((reader, to));
+            }
+            None => {
+                self.lose(self.expected, to);
+                self.expected = to + 1;
+            }
+        }
+    }
+
+    /// Reads the next chunk of the journal's part (outside the publisher's lock).
+    fn scan_journal(&mut self, inner: &Inner) {
+        let Some((mut reader, to)) = self.journal.take() else {
+            self.scanned = true;
+            return;
+        };
+        let mut read = 0u64;
+        let mut exhausted = false;
+        while read < JOURNAL_CHUNK as u64 {
+            let Some((n, mut frame)) = reader.next_frame() else {
+                exhausted = true;
+                break;
+            };
+            if n < self.expected {
+                continue;
+            }
+            if n > self.expected {
+                self.lose(self.expected, n - 1);
+            }
+            set_flag(&mut frame, FLAG_REPLAY);
+            self.buffered.push_back(frame);
+            self.expected = n + 1;
+            read += 1;
+            if n >= to {
+                exhausted = true;
+                break;
+            }
+        }
+        if read > 0 {
+            inner.lock().stats.replayed_from_journal += read;
+        }
+        if !exhausted {
+            self.journal = Some((reader, to));
+            return;
+        }
+        if self.expected <= to {
+            self.lose(self.expected, to);
+            self.expected = to + 1;
+        }
+        if !self.ring || self.expected > self.upto {
+            self.scanned = true;
+        }
+    }
+
     /// Copies the next chunk of matching frames out of the ring.
     fn scan(&mut self, inner: &Inner) {
+        if self.journal.is_some() || !self.ring {
+            return self.scan_journal(inner);
+        }
         let s = inner.lock();
         self.cursor = self.cursor.max(s.ring.oldest(s.seq));
         let last = self.newest.min(self.cursor.saturating_add(SCAN_CHUNK - 1));
@@ -545,16 +665,27 @@ impl ReplayCursor {
                 break;
             }
             if n > self.expected {
-                self.lose(self.expected, n - 1);
+                // The ring no longer holds expected..n-1: the journal's turn, then this
+                // slot again.
+                self.cursor = seq;
+                self.journal_part(&s, n - 1);
+                if self.journal.is_some() {
+                    return;
+                }
             }
             let mut frame = slot.frame.clone();
             set_flag(&mut frame, FLAG_REPLAY);
             self.buffered.push_back(frame);
             self.expected = n + 1;
         }
-        drop(s);
-        if self.cursor > self.newest || self.expected > self.upto {
+        if self.expected > self.upto {
             self.scanned = true;
+        } else if self.cursor > self.newest {
+            // The rest was overwritten while the answer was going out.
+            self.journal_part(&s, self.upto);
+            if self.journal.is_none() {
+                self.scanned = true;
+            }
         }
     }
 }
@@ -662,6 +793,7 @@ fn control_loop(
     let poll_ms = super::millis_i64(CONTROL_POLL);
     let mut answers = Answers::default();
     let mut busy = false;
+    let mut last_tick = Instant::now();
     while !inner.stop.load(Ordering::Acquire) {
         match router.poll(zmq::POLLIN, if busy { 0 } else { poll_ms }) {
             Ok(n) if n > 0 => {
@@ -685,11 +817,22 @@ fn control_loop(
             last_activity = Instant::now();
         } else if last_activity.elapsed() >= heartbeat_interval {
             if let Ok(frame) = heartbeat_frame(inner, &s, "") {
-                if s.xpub.send(frame, 0).is_ok() {
+                // A full subscriber queue refuses it (EAGAIN); the next interval retries.
+                if s.xpub.send(frame, zmq::DONTWAIT).is_ok() {
                     s.stats.heartbeats += 1;
                 }
             }
             last_activity = Instant::now();
+        }
+        if last_tick.elapsed() >= JOURNAL_TICK {
+            last_tick = Instant::now();
+            if let Some(e) = s.journal.as_mut().and_then(|j| j.tick().err()) {
+                s.stats.journal_errors += 1;
+                drop(s);
+                limits
+                    .warn
+                    .warn("journal_error", || format!("journal fsync/retention: {e}"));
+            }
         }
     }
 }
@@ -698,6 +841,11 @@ fn control_loop(
 /// exactly that topic (§7.1).
 fn drain_subscriptions(inner: &Inner, s: &mut Shared) {
     let mut woke = false;
+    // Handshakes a full subscriber queue refused earlier, oldest first.
+    let pending = std::mem::take(&mut s.pending_sync);
+    for key in pending {
+        woke |= send_sync(inner, s, key);
+    }
     while let Ok(event) = s.xpub.recv_bytes(zmq::DONTWAIT) {
         let Some((&1, topic)) = event.split_first() else {
             continue; // unsubscribe or not a subscription
@@ -709,14 +857,7 @@ fn drain_subscriptions(inner: &Inner, s: &mut Shared) {
             .and_then(|k| std::str::from_utf8(k).ok())
             .filter(|k| k.starts_with(SYNC_PREFIX));
         match sync_key {
-            Some(key) => {
-                if let Ok(frame) = heartbeat_frame(inner, s, key) {
-                    if s.xpub.send(frame, 0).is_ok() {
-                        s.stats.handshakes += 1;
-                        woke = true;
-                    }
-                }
-            }
+            Some(key) => woke |= send_sync(inner, s, key.to_owned()),
             None => {
                 s.stats.subscriptions += 1;
                 woke = true;
@@ -725,6 +866,28 @@ fn drain_subscriptions(inner: &Inner, s: &mut Shared) {
     }
     if woke {
         inner.handshake.notify_all();
+    }
+}
+
+/// Sends the handshake Heartbeat on sync topic `key`; true when sent. Refused at the
+/// high-water mark (a subscriber of the whole channel is full: it matches the sync topic
+/// too), it is queued for the next turn.
+fn send_sync(inner: &Inner, s: &mut Shared, key: String) -> bool {
+    let Ok(frame) = heartbeat_frame(inner, s, &key) else {
+        return false;
+    };
+    match s.xpub.send(frame, zmq::DONTWAIT) {
+        Ok(()) => {
+            s.stats.handshakes += 1;
+            true
+        }
+        Err(zmq::Error::EAGAIN) => {
+            if s.pending_sync.len() < MAX_QUEUED_TOTAL {
+                s.pending_sync.push(key);
+            }
+            false
+        }
+        Err(_) => false,
     }
 }
 
@@ -744,7 +907,12 @@ fn heartbeat_frame(inner: &Inner, s: &Shared, key: &str) -> Result<Vec<u8>> {
             Default::default()
         },
         uptime_us: u64::try_from(inner.started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        ..Default::default()
+        previous_publisher_id: inner.previous.as_ref().map_or(0, |p| p.publisher_id),
+        previous_last_seq: inner.previous.as_ref().map_or(0, |p| p.last_seq),
+        previous_last_key_seq: match &inner.previous {
+            Some(p) if keyed => p.last_key_seq.clone(),
+            _ => Default::default(),
+        },
     };
     control_frame(inner, key, &beat)
 }
@@ -835,8 +1003,47 @@ fn replay(inner: &Inner, req: v1::ReplayRequest) -> Source {
     let valid = req.from_seq >= 1 && req.from_seq <= req.to_seq;
     let mut s = inner.lock();
     s.stats.replay_requests += 1;
+    let journaled = if req.publisher_id == inner.publisher_id {
+        None
+    } else {
+        s.journal
+            .as_ref()
+            .and_then(|j| j.publisher(req.publisher_id))
+    };
+    if let (Some(range), true, true) = (&journaled, valid, req.channel == inner.channel.name) {
+        // A previous publisher id of this journal: replayed from the journal alone.
+        end.last_seq = if req.key.is_empty() {
+            range.last_seq
+        } else {
+            range.last_key_seq.get(&req.key).copied().unwrap_or(0)
+        };
+        let mut cursor = Box::new(ReplayCursor {
+            ring: false,
+            journal: None,
+            key_id: None,
+            newest: 0,
+            upto: req.to_seq.min(end.last_seq),
+            expected: req.from_seq,
+            cursor: 0,
+            scanned: false,
+            buffered: VecDeque::new(),
+            lost: None,
+            lost_count: 0,
+            sent: 0,
+            ended: false,
+            end,
+        });
+        if cursor.expected <= cursor.upto {
+            let upto = cursor.upto;
+            cursor.journal_part(&s, upto);
+        } else {
+            cursor.scanned = true;
+        }
+        drop(s);
+        return Source::Replay(cursor);
+    }
     if !valid || req.publisher_id != inner.publisher_id || req.channel != inner.channel.name {
-        end.unknown_publisher = req.publisher_id != inner.publisher_id;
+        end.unknown_publisher = req.publisher_id != inner.publisher_id && journaled.is_none();
         if valid {
             end.unrecoverable_from = req.from_seq;
             end.unrecoverable_to = req.to_seq;
@@ -855,6 +1062,8 @@ fn replay(inner: &Inner, req: v1::ReplayRequest) -> Source {
     };
     end.last_seq = newest_number;
     let cursor = ReplayCursor {
+        ring: true,
+        journal: None,
         key_id,
         newest: s.seq,
         upto: req.to_seq.min(newest_number),

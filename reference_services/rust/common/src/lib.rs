@@ -238,6 +238,26 @@ impl Latency {
     }
 }
 
+/// The publisher journal options of `[journal]` for the publisher of `channel` bound at
+/// `endpoint`, or None when journals are off (the values were checked at load).
+pub fn journal_options(
+    cfg: &tradewire_config::Config,
+    channel: &str,
+    endpoint: &str,
+) -> Option<tradewire::journal::JournalOptions> {
+    use tradewire::journal::{FsyncPolicy, JournalOptions};
+    let j = &cfg.journal;
+    let dir = j.dir_for(channel, endpoint)?;
+    let interval = Duration::from_millis(u64::try_from(j.fsync_interval_ms).unwrap_or(1));
+    Some(JournalOptions {
+        dir,
+        segment_bytes: u64::try_from(j.segment_bytes).unwrap_or(1024),
+        retention_bytes: u64::try_from(j.retention_bytes).unwrap_or(0),
+        retention_age: Duration::from_secs_f64(j.retention_age_s.max(0.0)),
+        fsync: FsyncPolicy::parse(&j.fsync, interval).unwrap_or(FsyncPolicy::Never),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tradewire::transport::{CommandServer, Publisher, Start, SubscriberOptions};
+use tradewire::transport::{CommandServer, Publisher, PublisherOptions, Start, SubscriberOptions};
 use tradewire::v1::command_ack::Outcome;
 use tradewire::v1::{MarketData, Order, Position, StrategyCommand, TradingSignal};
 use tradewire_services::engine::{Engine, Limits, Output};
@@ -103,10 +103,15 @@ fn main() {
     for e in [&ep.orders, &ep.positions, &ep.commands] {
         ensure_ipc_dir(e);
     }
-    let orders = Publisher::<Order>::bind(&ep.orders)
+    let journaled = |channel: &str, endpoint: &str| PublisherOptions {
+        journal: tradewire_services::journal_options(&cfg, channel, endpoint),
+        ..Default::default()
+    };
+    let orders = Publisher::<Order>::bind_with(&ep.orders, journaled("orders", &ep.orders))
         .unwrap_or_else(|e| life.fail(format!("cannot bind {}: {e}", ep.orders)));
-    let positions = Publisher::<Position>::bind(&ep.positions)
-        .unwrap_or_else(|e| life.fail(format!("cannot bind {}: {e}", ep.positions)));
+    let positions =
+        Publisher::<Position>::bind_with(&ep.positions, journaled("positions", &ep.positions))
+            .unwrap_or_else(|e| life.fail(format!("cannot bind {}: {e}", ep.positions)));
 
     let (tx, rx) = mpsc::channel::<Event>();
 

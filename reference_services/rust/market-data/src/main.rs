@@ -78,6 +78,7 @@ fn main() {
     // closing waits up to END_LINGER for frames queued to it (SPEC 3.4).
     let options = PublisherOptions {
         linger: END_LINGER,
+        journal: tradewire_services::journal_options(&cfg, "market_data", &endpoint),
         ..Default::default()
     };
     let publisher = Publisher::<MarketData>::bind_with(&endpoint, options)

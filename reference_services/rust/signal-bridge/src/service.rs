@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use signal_bridge::TradingModelInference;
-use tradewire::transport::{Publisher, Start, SubscriberOptions};
+use tradewire::transport::{Publisher, PublisherOptions, Start, SubscriberOptions};
 use tradewire::v1::trading_signal::SignalType;
 use tradewire::v1::{MarketData, TradingSignal};
 use tradewire_features::{FeatureState, FEATURE_NAMES};
@@ -56,7 +56,11 @@ pub fn run() {
 
     let out_ep = cfg.endpoints.signals.clone();
     ensure_ipc_dir(&out_ep);
-    let publisher = Publisher::<TradingSignal>::bind(&out_ep)
+    let options = PublisherOptions {
+        journal: tradewire_services::journal_options(&cfg, "signals", &out_ep),
+        ..Default::default()
+    };
+    let publisher = Publisher::<TradingSignal>::bind_with(&out_ep, options)
         .unwrap_or_else(|e| life.fail(format!("cannot bind {out_ep}: {e}")));
     life.ready();
 

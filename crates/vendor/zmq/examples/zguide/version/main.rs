@@ -1,0 +1,6 @@
+#![crate_name = "version"]
+
+fn main() {
+    let (major, minor, patch) = zmq::version();
+    println!("Current 0MQ version is {}.{}.{}", major, minor, patch);
+}

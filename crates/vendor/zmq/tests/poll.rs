@@ -1,0 +1,3 @@
+#[cfg(unix)]
+#[path = "poll/unix.rs"]
+mod unix;
