@@ -132,16 +132,18 @@ def wait(what: str, done: Callable[[], bool], timeout: float) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # guards a hang: the run itself takes about two minutes
+@pytest.mark.parametrize("journal", [False, True], ids=["ring-only", "journal"])
 def test_a_million_messages_through_kill9_throttle_late_join_and_early_start(
-    tmp_path: Path, rust_bin_dir: Path
+    tmp_path: Path, rust_bin_dir: Path, journal: bool
 ) -> None:
     endpoint = f"ipc://{tmp_path}/md"
+    journal_dir = tmp_path / "journal" if journal else None
     half = TOTAL // 2
     # started before any publisher exists, from the start of every stream
     early = rust_subscriber(rust_bin_dir, endpoint)
     assert early.stdout is not None
     early_out = RustSubscriberOutput(early.stdout)
-    first = PublisherProcess(endpoint, 100_000)
+    first = PublisherProcess(endpoint, 100_000, journal_dir)
     late: subprocess.Popen[str] | None = None
     slow: ThrottledSubscriber | None = None
     second: PublisherProcess | None = None
@@ -162,7 +164,7 @@ def test_a_million_messages_through_kill9_throttle_late_join_and_early_start(
         for stream in (first.proc.stdin, first.proc.stdout):
             if stream is not None:
                 stream.close()
-        second = PublisherProcess(endpoint, 100_000)
+        second = PublisherProcess(endpoint, 100_000, journal_dir)  # same journal
         second.say(f"go {TOTAL - half} {RATE}")
         assert second.published() == TOTAL - half
         early_out.wait_for("the early subscriber's end", lambda: early_out.summary is not None, 300)
@@ -203,5 +205,18 @@ def test_a_million_messages_through_kill9_throttle_late_join_and_early_start(
         )
         report[name] = account.check(name, published)
     report["throttled"] = slow.account.check("throttled", published)
-    print(f"published {first_last:,} by {a:x} (killed) + {TOTAL - half:,} by {b:x}: {report}")
-    assert report["throttled"]["lost"] > 0, "the throttle should have forced loss past the ring"
+    print(
+        f"journal {journal}: published {first_last:,} by {a:x} (killed) + {TOTAL - half:,} "
+        f"by {b:x}: {report}"
+    )
+    for name, out in outs.items():
+        lost_events = [e for e in out.events if e["event"] == "unrecoverable_gap"]
+        print(name, len(lost_events), lost_events[:6])
+    print("throttled", [e for e in slow.sub.events if e.kind == "unrecoverable_gap"][:6])
+    if journal:
+        # the killed publisher's tail and whatever passed the ring come from the journal
+        assert all(r["lost"] == 0 for r in report.values()), report
+        assert all(not o.summary or not o.summary.get("unknown_tails") for o in outs.values())
+        assert slow.sub.stats.unknown_tails == 0
+    else:
+        assert report["throttled"]["lost"] > 0, "the throttle should force loss past the ring"

@@ -19,9 +19,10 @@ TOTAL = int(os.environ.get("TRADEWIRE_STRESS_MESSAGES", "1000000"))
 
 
 class PublisherProcess:
-    def __init__(self, endpoint: str, ring: int) -> None:
+    def __init__(self, endpoint: str, ring: int, journal: Path | None = None) -> None:
+        journal_args = ["--journal", str(journal)] if journal is not None else []
         self.proc = subprocess.Popen(
-            [sys.executable, str(PEER), "--endpoint", endpoint, "--ring", str(ring)],
+            [sys.executable, str(PEER), "--endpoint", endpoint, "--ring", str(ring), *journal_args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

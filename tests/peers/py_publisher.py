@@ -15,6 +15,7 @@ import time
 
 from tradewire.channels import MarketDataPublisher
 from tradewire.messages import MarketData
+from tradewire.transport import JournalOptions
 
 
 def main() -> int:
@@ -23,10 +24,12 @@ def main() -> int:
     parser.add_argument("--ring", type=int, default=100_000)
     parser.add_argument("--symbols", default="AAPL,MSFT,GOOG")
     parser.add_argument("--heartbeat", type=float, default=0.2)
+    parser.add_argument("--journal", default="", help="journal directory (default: none)")
     args = parser.parse_args()
     symbols = args.symbols.split(",")
+    journal = JournalOptions(args.journal) if args.journal else None
     with MarketDataPublisher(
-        args.endpoint, ring_size=args.ring, heartbeat_interval=args.heartbeat
+        args.endpoint, ring_size=args.ring, heartbeat_interval=args.heartbeat, journal=journal
     ) as pub:
         print(f"ready {pub.publisher_id}", flush=True)
         tick = MarketData(exchange="TEST")

@@ -1047,7 +1047,11 @@ fn replay(inner: &Inner, req: v1::ReplayRequest) -> Source {
         if valid {
             end.unrecoverable_from = req.from_seq;
             end.unrecoverable_to = req.to_seq;
-            s.stats.unrecoverable += req.to_seq - req.from_seq + 1;
+            // `to_seq` 2^64-1 asks for "up to your last": of an id this publisher does not
+            // know, nobody knows how many that is.
+            if req.to_seq != u64::MAX {
+                s.stats.unrecoverable += req.to_seq - req.from_seq + 1;
+            }
         }
         drop(s);
         return Source::Frames(control_frame(inner, "", &end).into_iter().collect());

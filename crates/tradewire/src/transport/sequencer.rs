@@ -239,6 +239,9 @@ pub struct Sequencer<T> {
     candidates: HashMap<u64, Candidate<T>>,
     /// Publisher ids followed before the current one.
     previous: HashSet<u64>,
+    /// When the control socket last sent anything. The publisher answers one request
+    /// of a subscriber at a time: one waiting behind a long answer is not late.
+    progress: u64,
     resume: HashMap<u64, u64>,
     ready: VecDeque<T>,
     asks: VecDeque<ReplayAsk>,
@@ -265,6 +268,7 @@ impl<T> Sequencer<T> {
             streams: HashMap::new(),
             candidates: HashMap::new(),
             previous: HashSet::new(),
+            progress: 0,
             resume: HashMap::new(),
             ready: VecDeque::new(),
             asks: VecDeque::new(),
@@ -344,7 +348,8 @@ impl<T> Sequencer<T> {
                 .chain(s.suspect.as_ref().map(|x| x.deadline))
         });
         let candidates = self.candidates.values().map(|c| c.deadline);
-        streams.chain(candidates).min()
+        let quiet = self.progress + self.opts.replay_timeout_ns;
+        streams.chain(candidates).min().map(|d| d.max(quiet))
     }
 
     // -- inputs ----------------------------------------------------------------------
@@ -434,6 +439,7 @@ impl<T> Sequencer<T> {
         now: u64,
     ) -> Verdict {
         let timeout = self.opts.replay_timeout_ns;
+        self.progress = self.progress.max(now);
         let Some(s) = self.streams.get_mut(&(publisher_id, key.to_owned())) else {
             return Verdict::Dropped;
         };
@@ -494,6 +500,7 @@ impl<T> Sequencer<T> {
         last_seq: u64,
         now: u64,
     ) {
+        self.progress = self.progress.max(now);
         if self
             .candidates
             .get(&publisher_id)
@@ -564,6 +571,9 @@ impl<T> Sequencer<T> {
     /// Checks asked again, and requests and checks given up, whose time has come.
     pub fn on_timer(&mut self, now: u64) {
         let timeout = self.opts.replay_timeout_ns;
+        if now < self.progress + timeout {
+            return; // the control socket is still answering
+        }
         let expired: Vec<(u64, String)> = self
             .streams
             .iter()
