@@ -521,8 +521,16 @@ impl<T> Sequencer<T> {
             let Some(sus) = s.suspect.take() else {
                 return;
             };
-            let genuine = answered_by == publisher_id && !unknown_publisher && sus.n <= last_seq;
-            if genuine {
+            if unknown_publisher && answered_by != publisher_id {
+                // The publisher restarted meanwhile and does not know the id: nobody can
+                // tell. Dropped, counted; the restart reports the old id's tail as lost.
+                self.stats.unverified += u64::from(sus.item.is_some()) + sus.parked.len() as u64;
+                return;
+            }
+            // A publisher answers for its own numbers, and from its journal for the ids
+            // it took over from.
+            let known_last = (!unknown_publisher).then_some(last_seq);
+            if known_last.is_some_and(|last| sus.n <= last) {
                 match sus.item {
                     Some(item) => {
                         self.live(publisher_id, key, sus.n, item, now, true);
@@ -532,17 +540,15 @@ impl<T> Sequencer<T> {
             } else {
                 self.stats.disowned += 1;
             }
-            let known_last =
-                (answered_by == publisher_id && !unknown_publisher).then_some(last_seq);
             for (n, item) in sus.parked {
-                if known_last.is_some_and(|last| n > last) {
+                if known_last.is_none_or(|last| n > last) {
                     self.stats.disowned += 1;
                     continue;
                 }
                 self.live(publisher_id, key, n, item, now, false);
             }
             if let Some(claim) = sus.claim {
-                if known_last.is_some_and(|last| claim > last) {
+                if known_last.is_none_or(|last| claim > last) {
                     self.stats.disowned += 1;
                 } else {
                     self.beat(publisher_id, key, claim, now);
