@@ -156,6 +156,7 @@ class Subscriber(Endpoint, Generic[M]):
             self._sub.subscribe(wire.topic(self.channel.name))
             for key in sorted(self.keys):
                 self._sub.subscribe(wire.topic(self.channel.name, key))
+        self._endpoint = endpoint
         try:
             self._sub.connect(endpoint)
             self._handshake(subscribe_timeout)
@@ -388,7 +389,7 @@ class Subscriber(Endpoint, Generic[M]):
             self._reject(wire.Oversized(f"payload of {len(env.payload)} bytes"))
             return
         if env.type_id != self._type_id:
-            self._control(env)
+            self._control(env, from_replay)
             return
         got = self._decode(env)
         if got is None:
@@ -436,10 +437,13 @@ class Subscriber(Endpoint, Generic[M]):
                     stats.rejected[kind] += new
                     self._warn.warn(kind, f"{new} frame(s) {kind} by the plausibility check")
 
-    def _control(self, env: wire.Envelope) -> None:
-        """Heartbeats (tail loss) and replay ends; other known types are ignored (counted),
-        once their payload is known to be valid (else rejected like any bad frame)."""
-        if env.type_id not in (_HEARTBEAT_ID, _REPLAY_END_ID):
+    def _control(self, env: wire.Envelope, from_replay: bool) -> None:
+        """Heartbeats (tail loss) and, from the control socket only, replay ends; other
+        known types are ignored (counted), once their payload is known to be valid (else
+        rejected like any bad frame). A ReplayEnd on the data socket answers nothing: it
+        is ignored like any other type (WIRE.md 7.1)."""
+        used = (_HEARTBEAT_ID, _REPLAY_END_ID) if from_replay else (_HEARTBEAT_ID,)
+        if env.type_id not in used:
             try:
                 wire.parse_payload(env)
             except wire.WireError as exc:
@@ -507,12 +511,22 @@ class Subscriber(Endpoint, Generic[M]):
                 0,
                 f"nothing received for {self._peer_timeout}s",
             )
+            self._reconnect()
         due = self._seq.next_deadline()
         now_ns = time.monotonic_ns()
         if due is not None and now_ns >= due:
             self._now = now_ns
             self._seq.timer(now_ns)
             self._after()
+
+    def _reconnect(self) -> None:
+        """Connects the data socket again. libzmq never reconnects a connection it closed
+        itself, as it does over a frame above ZMQ_MAXMSGSIZE (WIRE.md 8.1): without this,
+        one such frame would cut the subscriber off for good. The subscriptions go out
+        again on the new connection; what was missed meanwhile is a gap, replayed."""
+        with contextlib.suppress(zmq.ZMQError):  # the connection may be gone already
+            self._sub.disconnect(self._endpoint)
+        self._sub.connect(self._endpoint)
 
     def _mark_alive(self) -> None:
         self._last_rx = time.monotonic()

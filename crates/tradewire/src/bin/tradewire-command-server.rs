@@ -14,9 +14,10 @@
 //!
 //! stdout, one JSON object per line: `{"ready":true,"endpoint":"<bound>","curve":B}` once
 //! bound, `{"applied":"<command_id>","type":"KILL_SWITCH","symbol":"..."}` per command
-//! applied, and a last `{"summary":{...}}`. Exits 0 after `--count` commands (0 = no
-//! limit), after `--duration-ms`, or at EOF on stdin with `--exit-on-eof`; 2 on bad usage
-//! or a failed bind.
+//! applied, and a last `{"summary":{...}}` (`rejected_by_kind` splits `rejected` by kind:
+//! a WIRE.md error kind, `bad_framing` or `wrong_channel`). Exits 0 after `--count`
+//! commands (0 = no limit), after `--duration-ms`, or at EOF on stdin with
+//! `--exit-on-eof`; 2 on bad usage or a failed bind.
 
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
@@ -159,9 +160,16 @@ fn run(args: Args) -> Result<(), (u8, String)> {
         .iter()
         .map(|k| json_string(k))
         .collect();
+    let rejected_by_kind = s
+        .rejected_by_kind
+        .iter()
+        .map(|(kind, n)| format!("\"{kind}\":{n}"))
+        .collect::<Vec<_>>()
+        .join(",");
     let _ = writeln!(
         out,
-        "{{\"summary\":{{\"applied\":{},\"duplicates\":{},\"rejected\":{},\"ack_failed\":{},\
+        "{{\"summary\":{{\"applied\":{},\"duplicates\":{},\"rejected\":{},\
+         \"rejected_by_kind\":{{{rejected_by_kind}}},\"ack_failed\":{},\
          \"curve_accepted\":{},\"curve_rejected\":{},\"rejected_keys\":[{}]}}}}",
         s.applied,
         s.duplicates,

@@ -576,6 +576,18 @@ impl<M: SchemaMessage> Subscriber<M> {
                 self.endpoint, self.opts.peer_timeout
             );
             self.event(EventKind::PeerLost, "", 0, 0, detail);
+            self.reconnect();
+        }
+    }
+
+    /// Connects the data socket again. libzmq never reconnects a connection it closed
+    /// itself, as it does over a frame above `ZMQ_MAXMSGSIZE` (WIRE.md 8.1): without this,
+    /// one such frame would cut the subscriber off for good. The subscriptions go out
+    /// again on the new connection; what was missed meanwhile is a gap, replayed.
+    fn reconnect(&mut self) {
+        let _ = self.sub.disconnect(&self.endpoint); // the connection may be gone already
+        if let Err(e) = self.sub.connect(&self.endpoint) {
+            self.stats.last_error = Some(format!("reconnect {}: {e}", self.endpoint));
         }
     }
 
