@@ -262,10 +262,9 @@ def decode_frame_py(frame: bytes | memoryview, max_payload: int = DEFAULT_MAX_PA
         raise BadTopic(f"no NUL within the first {MAX_TOPIC} bytes")
     raw_topic = data[:nul]
     parsed = _TOPICS.get(raw_topic)
+    new_topic = parsed is None
     if parsed is None:
         parsed = _parse_topic(raw_topic)
-        if len(_TOPICS) < _TOPIC_CACHE_SIZE:
-            _TOPICS[raw_topic] = parsed
     channel, key = parsed
     start = nul + 1
     if len(data) - start < HEADER_SIZE:
@@ -299,6 +298,9 @@ def decode_frame_py(frame: bytes | memoryview, max_payload: int = DEFAULT_MAX_PA
         raise TrailingBytes(
             f"{available - payload_len} bytes follow the {payload_len}-byte payload"
         )
+    # cached only once the whole frame is valid: garbage must not fill the cache
+    if new_topic and len(_TOPICS) < _TOPIC_CACHE_SIZE:
+        _TOPICS[raw_topic] = parsed
     return Envelope(
         channel,
         key,
