@@ -199,6 +199,14 @@ def test_a_million_messages_through_kill9_throttle_late_join_and_early_start(
     assert first_last >= half
     report = {}
     for name, out in outs.items():
+        mine = [(e["event"], f"{e['publisher_id']:x}", e["first"], e["last"], e["detail"])
+                for e in out.events if e["event"] in ("unrecoverable_gap", "publisher_restart", "gap_recovered")]  # fmt: skip
+        print(
+            name,
+            out.summary,
+            mine[-8:],
+            {f"{p:x}": (len(v), v[-1] if v else 0) for p, v in out.seen.items()},
+        )
         account = Account(delivered=out.seen)
         from_events(
             account, ((e["event"], e["publisher_id"], e["first"], e["last"]) for e in out.events)
