@@ -199,8 +199,12 @@ def test_a_million_messages_through_kill9_throttle_late_join_and_early_start(
     assert first_last >= half
     report = {}
     for name, out in outs.items():
-        mine = [(e["event"], f"{e['publisher_id']:x}", e["first"], e["last"], e["detail"])
-                for e in out.events if e["event"] in ("unrecoverable_gap", "publisher_restart", "gap_recovered")]  # fmt: skip
+        kinds = ("unrecoverable_gap", "publisher_restart", "gap_recovered")
+        mine = [
+            (e["event"], f"{e['publisher_id']:x}", e["first"], e["last"], e["detail"])
+            for e in out.events
+            if e["event"] in kinds
+        ]
         print(
             name,
             out.summary,
