@@ -6,7 +6,9 @@ are the Python x Rust combinations of the interop matrix, in both directions.
 
 from __future__ import annotations
 
+import shutil
 import struct
+import tempfile
 import threading
 import time
 import uuid
@@ -19,7 +21,13 @@ from tradewire import wire
 from tradewire._gen import registry
 from tradewire.conformance._gen import conformance_pb2 as pb
 from tradewire.conformance.context import Case, CaseFailed, Context, check
-from tradewire.transport import CommandClient, CommandServer, Publisher, Subscriber
+from tradewire.transport import (
+    CommandClient,
+    CommandServer,
+    JournalOptions,
+    Publisher,
+    Subscriber,
+)
 from tradewire.transport._base import now_ns
 
 MD = registry.MARKET_DATA_TYPE.cls
@@ -51,6 +59,8 @@ class LossyPublisher(Publisher[Any]):
                 now_ns(),
                 message.SerializeToString(),
             )
+            if self._journal is not None and keep:
+                self._journal.append(frame)
             if send:
                 self._data.send(frame)
             self._ring[(seq - 1) % self._ring_size] = (key, key_seq, frame) if keep else None
@@ -58,6 +68,11 @@ class LossyPublisher(Publisher[Any]):
                 self._last_value[key] = frame
             self._last_send = time.monotonic()
         return seq
+
+    def send_raw(self, frame: bytes) -> None:
+        """A hand-made frame on the data socket, outside the publisher's numbering."""
+        with self._lock:
+            self._data.send(frame)
 
 
 def tick(i: int, key: str) -> Any:
@@ -447,6 +462,86 @@ def _restart(ctx: Context) -> None:
     check(after and after[-1] == 5, f"the new publisher's stream was not delivered: {after}")
 
 
+FORGED_PRICE = -1.0
+
+
+def _forged(publisher_id: int, next_seq: int) -> list[bytes]:
+    """A far-ahead seq (bit 40, bit 20), a flipped publisher id, and a Heartbeat claiming
+    last_seq 2**40: valid headers, numbers and ids the publisher never used (WIRE.md 9.1)."""
+    md = MD(symbol="AAPL", price=FORGED_PRICE)
+    now = now_ns()
+
+    def data(pid: int, seq: int) -> bytes:
+        return wire.encode_message(
+            "market_data", md, key="AAPL", publisher_id=pid, seq=seq, send_ts_ns=now
+        )
+
+    beat = registry.HEARTBEAT_TYPE.cls(channel="market_data", last_seq=1 << 40)
+    return [
+        data(publisher_id, next_seq | 1 << 40),
+        data(publisher_id, next_seq | 1 << 20),
+        data(publisher_id ^ 1 << 62, next_seq),
+        wire.encode_message("market_data", beat, publisher_id=publisher_id, seq=0, send_ts_ns=now),
+    ]
+
+
+def _forged_frames(ctx: Context) -> None:
+    ep = ctx.endpoint()
+    n = 600
+    with LossyPublisher(ep, channel=registry.MARKET_DATA) as pub:
+        ctx.start(pb.SUBSCRIBER, endpoint=ep)
+        publish_ticks(pub, n // 2, KEYS)
+        for frame in _forged(pub.publisher_id, n // 2 + 1):
+            pub.send_raw(frame)
+        publish_ticks(pub, n - n // 2, KEYS, start=n // 2 + 1)
+        report = ctx.action(collect=pb.Collect(count=n, idle_ms=2000, timeout_ms=20000))
+        extra = ctx.action(collect=pb.Collect(count=1, idle_ms=500, timeout_ms=600))
+    ctx.stop()
+    msgs = list(report.messages) + list(extra.messages)
+    contiguous([m.seq for m in msgs], 1, n, "delivered seq around the forged frames")
+    forged = [m.seq for m in msgs if MD.FromString(m.payload).price == FORGED_PRICE]
+    check(not forged, f"forged frames delivered: {forged}")
+    check({m.publisher_id for m in msgs} == {pub.publisher_id}, "a forged publisher id followed")
+    rejected = max(report.rejected, extra.rejected)
+    check(rejected == 4, f"{rejected} frames rejected, expected the 4 forged ones (disowned)")
+    bad = events(report, "gap_detected", "unrecoverable_gap", "publisher_restart")
+    check(not bad, f"forged frames produced events: {[(e.kind, e.first, e.last) for e in bad]}")
+
+
+def _restart_tail_from_journal(ctx: Context) -> None:
+    ep = ctx.endpoint()
+    journal = tempfile.mkdtemp(prefix="tradewire-conformance-journal-")
+    try:
+        first = LossyPublisher(
+            ep, channel=registry.MARKET_DATA, journal=JournalOptions(journal, fsync="never")
+        )
+        try:
+            ctx.start(pb.SUBSCRIBER, endpoint=ep, peer_timeout_ms=600)
+            publish_ticks(first, 5, KEYS)
+            ctx.action(collect=pb.Collect(count=5, idle_ms=1000, timeout_ms=5000))
+            # 6..10 are journaled but never reach the testee: the tail a crash leaves
+            publish_ticks(first, 5, KEYS, start=6, lose=lambda i: (False, True))
+        finally:
+            first.close()
+        with LossyPublisher(
+            ep, channel=registry.MARKET_DATA, journal=JournalOptions(journal, fsync="never")
+        ) as second:
+            ctx.submit(collect=pb.Collect(count=10, idle_ms=2500, timeout_ms=10000))
+            check(second.wait_for_subscription(timeout=5.0), "the testee did not reconnect in 5 s")
+            publish_ticks(second, 5, KEYS)
+            report = ctx.report()
+        ctx.stop()
+    finally:
+        shutil.rmtree(journal, ignore_errors=True)
+    old = [m.seq for m in report.messages if m.publisher_id == first.publisher_id]
+    new = [m.seq for m in report.messages if m.publisher_id == second.publisher_id]
+    check(old == [6, 7, 8, 9, 10], f"the previous publisher's tail from the journal: {old}")
+    check(new == [1, 2, 3, 4, 5], f"the restarted publisher's stream: {new}")
+    check(events(report, "publisher_restart"), "no publisher_restart event")
+    lost = [(e.first, e.last) for e in events(report, "unrecoverable_gap")]
+    check(not lost, f"unrecoverable_gap although the journal held everything: {lost}")
+
+
 # -- commands ---------------------------------------------------------------------------
 
 
@@ -775,6 +870,22 @@ def cases(unknown_field_frames: list[bytes]) -> Iterator[Case]:
         True,
         "the testee reports peer_lost when its publisher goes silent",
         _peer_loss,
+        sub,
+    )
+    yield Case(
+        "Transport.Plausibility.ForgedFrames",
+        True,
+        "a far-ahead seq, a flipped publisher id and a heartbeat claiming last_seq 2^40 are "
+        "disowned (rejected), never delivered, never a gap or restart; the stream flows on",
+        _forged_frames,
+        sub,
+    )
+    yield Case(
+        "Transport.Restart.TailFromJournal",
+        False,
+        "after a restart the previous publisher's tail, never sent, is replayed from the "
+        "restarted publisher's journal: no unrecoverable_gap",
+        _restart_tail_from_journal,
         sub,
     )
     yield Case(
