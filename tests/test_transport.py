@@ -690,3 +690,38 @@ def test_replay_timeout_fires_while_live_data_keeps_flowing(endpoint: str) -> No
         sub.close()
     finally:
         raw.close(0)
+
+
+@pytest.mark.timeout(120)  # guards a hang of the reader thread
+def test_a_stalled_subscriber_does_not_hold_back_the_others(tmp_path: Path) -> None:
+    """A subscriber that never reads fills its queues. By default libzmq drops for it
+    alone: the reading subscriber gets every frame live, with no gap. (With
+    `count_hwm_drops=True` the refused frames would go to no subscriber at all: one stalled
+    reader would starve every other of the live stream.)"""
+    ep = f"ipc://{tmp_path}/md"
+    n = 20_000
+    with MarketDataPublisher(ep, sndhwm=1_000) as pub:
+        stalled = MarketDataSubscriber(ep, rcvhwm=10)
+        fast = MarketDataSubscriber(ep)
+        got: list[Received[MarketData]] = []
+
+        def read() -> None:
+            while len(got) < n:
+                r = fast.recv(timeout=10)
+                if r is None:
+                    return
+                got.append(r)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        started = time.monotonic()
+        for i in range(n):  # paced at 20k msg/s: the reading subscriber keeps up
+            while time.monotonic() - started < i / 20_000:
+                time.sleep(0.0002)
+            pub.publish(MarketData(symbol="AAPL", price=float(i)))
+        reader.join(60)
+        stalled.close()
+        fast.close()
+    assert [r.envelope.seq for r in got] == list(range(1, n + 1))
+    assert not any(r.envelope.flags & wire.FLAG_REPLAY for r in got), "all live, none replayed"
+    assert fast.stats.gaps == 0 and pub.stats.hwm_dropped == 0, fast.stats

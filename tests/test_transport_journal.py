@@ -265,7 +265,7 @@ def test_numbers_evicted_from_the_ring_come_from_the_journal(tmp_path: Path) -> 
 
 def test_frames_refused_at_the_high_water_mark_are_counted(tmp_path: Path) -> None:
     endpoint = f"ipc://{tmp_path}/hwm"
-    pub = MarketDataPublisher(endpoint, sndhwm=10)
+    pub = MarketDataPublisher(endpoint, sndhwm=10, count_hwm_drops=True)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
         sub = ctx.socket(zmq.SUB)

@@ -303,6 +303,7 @@ fn frames_refused_at_the_high_water_mark_are_counted() {
         &endpoint,
         PublisherOptions {
             sndhwm: 10,
+            count_hwm_drops: true,
             ..Default::default()
         },
     )

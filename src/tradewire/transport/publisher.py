@@ -93,6 +93,7 @@ class Publisher(Endpoint, Generic[M]):
         control_send_timeout: float = DEFAULT_CONTROL_SEND_TIMEOUT,
         warn_interval: float = DEFAULT_WARN_INTERVAL,
         journal: JournalOptions | None = None,
+        count_hwm_drops: bool = False,
     ) -> None:
         """The control socket answers at most `max_active_replays` replay or snapshot
         requests at once (one per peer), reading the ring as it sends; it queues at most
@@ -103,9 +104,13 @@ class Publisher(Endpoint, Generic[M]):
 
         `journal`: append every published frame to this on-disk journal (WIRE.md section
         7.6); replays then reach numbers evicted from the ring and the numbers of previous
-        publisher ids found in the journal, and heartbeats name the previous id. Frames a
-        subscriber's full queue refuses (the XPUB has `ZMQ_XPUB_NODROP`) are counted
-        `stats.hwm_dropped` and stay in the ring and journal for replay."""
+        publisher ids found in the journal, and heartbeats name the previous id.
+
+        `count_hwm_drops`: by default libzmq drops a frame a subscriber's full queue refuses
+        for that subscriber alone, uncounted here (that subscriber sees and reports the gap).
+        With True the XPUB has `ZMQ_XPUB_NODROP`: the frame goes to no subscriber, is
+        counted `stats.hwm_dropped` and stays in the ring and journal for replay; one
+        stalled subscriber then holds back the live stream of all (WIRE.md 8.5)."""
         super().__init__(context, linger_ms)
         self.channel: Channel[M] = resolve_channel(self, channel, Pattern.PUB_SUB)
         self.publisher_id = secrets.randbits(64) | 1
@@ -135,9 +140,9 @@ class Publisher(Endpoint, Generic[M]):
         self._data = self._socket_of(zmq.XPUB)
         self._send = _native.frame_sender(self._data)  # pack + send, in Rust when built
         self._data.setsockopt(zmq.SNDHWM, sndhwm)
-        # At the high-water mark a send fails with EAGAIN (counted as `hwm_dropped`)
-        # instead of libzmq dropping the frame for that subscriber without a word.
-        self._data.setsockopt(zmq.XPUB_NODROP, 1)
+        # Counting: at the high-water mark a send fails with EAGAIN (`hwm_dropped`) instead
+        # of libzmq dropping the frame for that subscriber alone.
+        self._data.setsockopt(zmq.XPUB_NODROP, 1 if count_hwm_drops else 0)
         if endpoint.startswith("tcp://"):  # ZMTP heartbeats: drop dead peers, let them rejoin
             self._data.setsockopt(zmq.HEARTBEAT_IVL, 1000)
             self._data.setsockopt(zmq.HEARTBEAT_TIMEOUT, 3000)

@@ -69,6 +69,12 @@ pub struct PublisherOptions {
     /// replays reach numbers evicted from the ring and the numbers of the previous
     /// publisher ids found in the journal, and heartbeats name the previous id.
     pub journal: Option<JournalOptions>,
+    /// `false` (default): libzmq drops a frame a subscriber's full queue refuses for that
+    /// subscriber only, uncounted here; that subscriber sees and reports the gap.
+    /// `true`: `ZMQ_XPUB_NODROP`, the frame is sent to no subscriber and counted
+    /// `hwm_dropped` (every subscriber replays it): one stalled subscriber then holds back
+    /// the live stream of all (WIRE.md 8.5).
+    pub count_hwm_drops: bool,
 }
 
 impl Default for PublisherOptions {
@@ -88,13 +94,14 @@ impl Default for PublisherOptions {
             control_send_timeout: DEFAULT_CONTROL_SEND_TIMEOUT,
             warn_interval: DEFAULT_WARN_INTERVAL,
             journal: None,
+            count_hwm_drops: false,
         }
     }
 }
 
-/// Publisher counters. The XPUB has `ZMQ_XPUB_NODROP` set and is sent to without
-/// blocking: a frame refused at a subscriber's high-water mark is counted `hwm_dropped`
-/// (WIRE.md section 8.5); it stays in the ring (and journal) for the subscribers' replay.
+/// Publisher counters. With `count_hwm_drops`, the XPUB has `ZMQ_XPUB_NODROP` set: a frame
+/// refused at a subscriber's high-water mark is counted `hwm_dropped` (WIRE.md section
+/// 8.5); it stays in the ring (and journal) for the subscribers' replay.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PublisherStats {
     /// Data messages published.
@@ -254,9 +261,9 @@ impl<M: SchemaMessage + Keyed> Publisher<M> {
         let xpub = context.socket(zmq::XPUB)?;
         common_options(&xpub, endpoint, options.linger)?;
         xpub.set_sndhwm(options.sndhwm)?;
-        // At the high-water mark a send fails with EAGAIN (counted) instead of libzmq
-        // dropping the frame for that subscriber without a word.
-        xpub.set_xpub_nodrop(true)?;
+        // Counting: at the high-water mark a send fails with EAGAIN (counted) instead of
+        // libzmq dropping the frame for that subscriber alone.
+        xpub.set_xpub_nodrop(options.count_hwm_drops)?;
         xpub.bind(endpoint)?;
         let router = context.socket(zmq::ROUTER)?;
         common_options(&router, &control, options.linger)?;
