@@ -166,7 +166,7 @@ impl Codec {
         while out.len() < limit {
             let step = zmq.recv_one(socket, |frame| match decoder.envelope(py, frame, max) {
                 Ok(Some(env)) => Ok(env),
-                Ok(None) => Ok(PyBytes::new(py, frame).into_any()),
+                Ok(None) => Ok(PyBytes::new(py, rejected_part(frame, max)).into_any()),
                 Err(e) => Err(e),
             });
             match step {
@@ -266,6 +266,19 @@ impl Codec {
             .to_vec()
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(PyBytes::new(py, &frame))
+    }
+}
+
+/// The part of a frame that does not decode which the Python decoder needs to name its
+/// error: all of it, except for an oversized payload, which its topic and header name (a
+/// frame just under `ZMQ_MAXMSGSIZE` is not copied whole into Python).
+fn rejected_part(frame: &[u8], max_payload: usize) -> &[u8] {
+    match wire::decode_with_limit(frame, max_payload) {
+        Err(wire::WireError::Oversized { .. }) => {
+            let topic = frame.iter().position(|&b| b == 0).map_or(0, |nul| nul + 1);
+            &frame[..frame.len().min(topic + wire::HEADER_SIZE)]
+        }
+        _ => frame,
     }
 }
 
