@@ -553,6 +553,33 @@ struct ReplayCursor {
 }
 
 impl ReplayCursor {
+    /// An answer to `end`'s range that has sent nothing yet.
+    fn new(
+        ring: bool,
+        key_id: Option<u32>,
+        newest: u64,
+        upto: u64,
+        cursor: u64,
+        end: v1::ReplayEnd,
+    ) -> Self {
+        ReplayCursor {
+            ring,
+            journal: None,
+            key_id,
+            newest,
+            upto,
+            expected: end.from_seq,
+            cursor,
+            scanned: false,
+            buffered: VecDeque::new(),
+            lost: None,
+            lost_count: 0,
+            sent: 0,
+            ended: false,
+            end,
+        }
+    }
+
     fn lose(&mut self, from: u64, to: u64) {
         self.lost_count += to - from + 1;
         let (a, b) = self.lost.unwrap_or((from, to));
@@ -1024,22 +1051,8 @@ fn replay(inner: &Inner, req: v1::ReplayRequest) -> Source {
         } else {
             range.last_key_seq.get(&req.key).copied().unwrap_or(0)
         };
-        let mut cursor = Box::new(ReplayCursor {
-            ring: false,
-            journal: None,
-            key_id: None,
-            newest: 0,
-            upto: req.to_seq.min(end.last_seq),
-            expected: req.from_seq,
-            cursor: 0,
-            scanned: false,
-            buffered: VecDeque::new(),
-            lost: None,
-            lost_count: 0,
-            sent: 0,
-            ended: false,
-            end,
-        });
+        let upto = req.to_seq.min(end.last_seq);
+        let mut cursor = Box::new(ReplayCursor::new(false, None, 0, upto, 0, end));
         if cursor.expected <= cursor.upto {
             let upto = cursor.upto;
             cursor.journal_part(&s, upto);
@@ -1072,22 +1085,9 @@ fn replay(inner: &Inner, req: v1::ReplayRequest) -> Source {
         }
     };
     end.last_seq = newest_number;
-    let cursor = ReplayCursor {
-        ring: true,
-        journal: None,
-        key_id,
-        newest: s.seq,
-        upto: req.to_seq.min(newest_number),
-        expected: req.from_seq,
-        cursor: if key_id.is_some() { 1 } else { req.from_seq },
-        scanned: false,
-        buffered: VecDeque::new(),
-        lost: None,
-        lost_count: 0,
-        sent: 0,
-        ended: false,
-        end,
-    };
+    let upto = req.to_seq.min(newest_number);
+    let start = if key_id.is_some() { 1 } else { req.from_seq };
+    let cursor = ReplayCursor::new(true, key_id, s.seq, upto, start, end);
     drop(s);
     Source::Replay(Box::new(cursor))
 }
