@@ -237,3 +237,106 @@ fn command_server_binary_logs_rejected_keys() {
     assert!(!rest.contains("\"applied\":\"stranger\""), "{rest}");
     assert!(rest.contains("\"curve_rejected\":"), "{rest}");
 }
+
+/// Publisher control sockets with CURVE (WIRE.md 8.4): replays reach the allowed key
+/// only; a plain subscriber and one with an unknown key get the live stream and report
+/// what they could not replay as an unrecoverable range; each refusal is counted.
+#[test]
+fn curve_publisher_control_serves_allowed_keys_only() {
+    use tradewire::transport::{
+        EventKind, Publisher, PublisherOptions, Start, Subscriber, SubscriberOptions,
+    };
+    use tradewire::v1::MarketData;
+
+    const BEFORE: u64 = 100;
+    const LIVE: u64 = 50;
+    let server_keys = CurveKeyPair::generate().unwrap();
+    let friend = CurveKeyPair::generate().unwrap();
+    let stranger = CurveKeyPair::generate().unwrap();
+    let dir = std::env::temp_dir().join(format!("tw-ctl-curve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ep = format!("ipc://{}/md", dir.display());
+    let publisher = Publisher::<MarketData>::bind_with(
+        &ep,
+        PublisherOptions {
+            control_curve: Some(CurveServer {
+                keys: server_keys.clone(),
+                allowed_clients: vec![friend.public().to_owned()],
+            }),
+            heartbeat_interval: Duration::from_millis(100),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let tick = |i: u64| MarketData {
+        symbol: "AAPL".into(),
+        price: 100.0 + i as f64,
+        ..Default::default()
+    };
+    for i in 0..BEFORE {
+        publisher.publish(&tick(i)).unwrap();
+    }
+    let connect = |curve: Option<CurveClient>| {
+        Subscriber::<MarketData>::connect_with(
+            &ep,
+            SubscriberOptions {
+                start: Start::Earliest,
+                replay_timeout: Duration::from_millis(500),
+                control_curve: curve,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let client = |keys: &CurveKeyPair| CurveClient {
+        keys: keys.clone(),
+        server_public: server_keys.public().to_owned(),
+    };
+    let mut subs = [
+        connect(Some(client(&friend))),
+        connect(None),
+        connect(Some(client(&stranger))),
+    ];
+    for i in BEFORE..BEFORE + LIVE {
+        publisher.publish(&tick(i)).unwrap();
+    }
+    for (n, sub) in subs.iter_mut().enumerate() {
+        let mut seqs = Vec::new();
+        let mut lost = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while seqs.last() != Some(&(BEFORE + LIVE)) && std::time::Instant::now() < deadline {
+            if let Some(r) = sub.recv(Duration::from_millis(100)) {
+                seqs.push(r.seq);
+            }
+        }
+        for e in sub.drain_events() {
+            if e.kind == EventKind::UnrecoverableGap {
+                lost.push((e.first, e.last));
+            }
+        }
+        if n == 0 {
+            assert_eq!(seqs, (1..=BEFORE + LIVE).collect::<Vec<_>>());
+            assert!(lost.is_empty(), "{lost:?}");
+        } else {
+            assert_eq!(seqs, (BEFORE + 1..=BEFORE + LIVE).collect::<Vec<_>>());
+            assert_eq!(lost, vec![(1, BEFORE)], "subscriber {n}");
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let refused = publisher.curve_refusals();
+        if refused.get("no_curve").copied().unwrap_or(0) >= 1
+            && refused.get("unknown_client").copied().unwrap_or(0) >= 1
+        {
+            assert!(refused
+                .keys()
+                .all(|k| ["no_curve", "unknown_client"].contains(k)));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{refused:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(subs);
+    drop(publisher);
+    let _ = std::fs::remove_dir_all(&dir);
+}

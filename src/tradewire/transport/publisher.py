@@ -33,6 +33,8 @@ from tradewire.transport._base import (
     resolve_channel,
 )
 from tradewire.transport.journal import JournalOptions
+from tradewire.transport.security import CurveGuard, CurveServer, secure_server
+from tradewire.transport.security import log as security_log
 
 if TYPE_CHECKING:
     from tradewire._wire import Journal, JournalRange
@@ -94,6 +96,7 @@ class Publisher(Endpoint, Generic[M]):
         warn_interval: float = DEFAULT_WARN_INTERVAL,
         journal: JournalOptions | None = None,
         count_hwm_drops: bool = False,
+        control_curve: CurveServer | None = None,
     ) -> None:
         """The control socket answers at most `max_active_replays` replay or snapshot
         requests at once (one per peer), reading the ring as it sends; it queues at most
@@ -110,7 +113,17 @@ class Publisher(Endpoint, Generic[M]):
         for that subscriber alone, uncounted here (that subscriber sees and reports the gap).
         With True the XPUB has `ZMQ_XPUB_NODROP`: the frame goes to no subscriber, is
         counted `stats.hwm_dropped` and stays in the ring and journal for replay; one
-        stalled subscriber then holds back the live stream of all (WIRE.md 8.5)."""
+        stalled subscriber then holds back the live stream of all (WIRE.md 8.5).
+
+        `control_curve`: the control socket (replay, snapshot, checks) only serves CURVE
+        clients whose keys it allows; refused handshakes are counted in
+        `stats.curve_refused` and logged at most once per `warn_interval`. The data socket
+        stays open to every subscriber (WIRE.md 8.4)."""
+        if control_curve is not None and context is None:
+            context = zmq.Context()  # its own ZAP handler: one authenticator per context
+            self._own_context: zmq.Context[Any] | None = context
+        else:
+            self._own_context = None
         super().__init__(context, linger_ms)
         self.channel: Channel[M] = resolve_channel(self, channel, Pattern.PUB_SUB)
         self.publisher_id = secrets.randbits(64) | 1
@@ -149,6 +162,13 @@ class Publisher(Endpoint, Generic[M]):
         self._control = self._socket_of(zmq.ROUTER, max_payload)
         self._control.setsockopt(zmq.SNDHWM, max(1, control_sndhwm))
         self._control.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full peer queue: EAGAIN, no drop
+        self._auth: CurveGuard | None = None
+        # on the security logger: refusals stay visible when transport warnings are silenced
+        self._curve_warn = WarnLimiter(
+            security_log, f"refused CURVE clients at {self.control_endpoint}", warn_interval
+        )
+        if control_curve is not None:
+            self._auth = secure_server(self._control, control_curve, self.control_endpoint)
         self._max_payload = max_payload
         self._max_active = max(1, max_active_replays)
         self._max_queued = max(1, max_queued_replays)
@@ -163,7 +183,7 @@ class Publisher(Endpoint, Generic[M]):
             self._data.bind(endpoint)
             self._control.bind(self.control_endpoint)
         except zmq.ZMQError as exc:
-            super().close()
+            self._close_sockets()
             raise OSError(f"cannot bind {self.channel.name!r} publisher: {exc}") from exc
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -245,18 +265,46 @@ class Publisher(Endpoint, Generic[M]):
                 self._journal.sync()
             except OSError as exc:
                 log.warning("journal of %s: final fsync failed: %s", self.channel.name, exc)
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        if self._auth is not None:
+            self._check_curve()
+            self._auth.stop()
+            self._auth = None
+        self._curve_warn.flush()
         super().close()
+        if self._own_context is not None:
+            self._own_context.term()
+            self._own_context = None
+
+    def _check_curve(self) -> None:
+        """Counts and logs the CURVE handshakes refused since the last look."""
+        if self._auth is not None:
+            self._auth.drain(self._refused)
+
+    def _refused(self, kind: str, detail: str) -> None:
+        self.stats.curve_refused[kind] += 1
+        self._curve_warn.warn(kind, detail)
+
+    def curve_refusals(self) -> dict[str, int]:
+        """Refused CURVE handshakes at the control socket by kind, up to now."""
+        return dict(self.stats.curve_refused)
 
     # -- control thread ----------------------------------------------------------------
 
     def _serve(self) -> None:
         poller = zmq.Poller()
         poller.register(self._control, zmq.POLLIN)
+        if self._auth is not None:
+            poller.register(self._auth.monitor, zmq.POLLIN)
         busy = False
         last_tick = time.monotonic()
         while not self._stop.is_set():
             try:
                 ready = dict(poller.poll(0 if busy else 5))
+                if self._auth is not None and self._auth.monitor in ready:
+                    self._check_curve()
                 if self._control in ready:
                     for _ in range(64):
                         try:

@@ -32,6 +32,7 @@ from tradewire.transport._base import (
     resolve_channel,
 )
 from tradewire.transport.publisher import SYNC_PREFIX
+from tradewire.transport.security import CurveClient, secure_client
 
 if TYPE_CHECKING:
     from tradewire._wire import Sequencer
@@ -90,6 +91,7 @@ class Subscriber(Endpoint, Generic[M]):
         max_events: int = 10_000,
         max_payload: int = wire.DEFAULT_MAX_PAYLOAD,
         warn_interval: float = DEFAULT_WARN_INTERVAL,
+        control_curve: CurveClient | None = None,
     ) -> None:
         """`events` keeps the last `max_events` events; older ones are evicted and counted
         in `stats.events_dropped` (`on_event` sees every event).
@@ -108,7 +110,10 @@ class Subscriber(Endpoint, Generic[M]):
 
         A number more than `plausible_jump` beyond the highest one known, and a new
         publisher id, are checked with the publisher's control socket before they are
-        believed; frames the publisher disowns are rejected (`disowned`, WIRE.md 9)."""
+        believed; frames the publisher disowns are rejected (`disowned`, WIRE.md 9).
+
+        `control_curve`: keys for a publisher whose control socket requires CURVE; without
+        them such a publisher answers no replay, snapshot or check (WIRE.md 8.4)."""
         super().__init__(context, linger_ms)
         self._born = time.monotonic_ns()
         self._seq = _sequencer(
@@ -148,6 +153,8 @@ class Subscriber(Endpoint, Generic[M]):
             self._sub.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(peer_timeout * 1000))
         self._ctl = self._socket_of(zmq.DEALER, max_payload)
         self._ctl.setsockopt(zmq.RCVHWM, 0)  # replay answers are bounded by the publisher's ring
+        if control_curve is not None:
+            secure_client(self._ctl, control_curve)
         self._ctl.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         self._ctl.connect(control or control_endpoint(endpoint))
         if self.keys is None:
@@ -277,11 +284,15 @@ class Subscriber(Endpoint, Generic[M]):
         request = registry.SNAPSHOT_REQUEST_TYPE.cls(
             channel=self.channel.name, keys=sorted(self.keys or ())
         )
-        self._ctl.send(
-            wire.encode_message(
-                self.channel.name, request, publisher_id=1, seq=0, send_ts_ns=now_ns()
+        # Never blocks: a control socket with no usable connection (its publisher down,
+        # or a CURVE handshake it refused) leaves the request unanswered until the deadline.
+        with contextlib.suppress(zmq.Again):
+            self._ctl.send(
+                wire.encode_message(
+                    self.channel.name, request, publisher_id=1, seq=0, send_ts_ns=now_ns()
+                ),
+                zmq.NOBLOCK,
             )
-        )
         live: list[bytes] = []
         snap: list[Received[M]] = []
         deadline = time.monotonic() + (timeout or 10.0)
@@ -479,11 +490,15 @@ class Subscriber(Endpoint, Generic[M]):
             from_seq=first,
             to_seq=upto,
         )
-        self._ctl.send(
-            wire.encode_message(
-                self.channel.name, request, publisher_id=1, seq=0, send_ts_ns=now_ns()
+        # A request that cannot be sent (no usable control connection) is given up by the
+        # sequencer's timer, like one that is never answered.
+        with contextlib.suppress(zmq.Again):
+            self._ctl.send(
+                wire.encode_message(
+                    self.channel.name, request, publisher_id=1, seq=0, send_ts_ns=now_ns()
+                ),
+                zmq.NOBLOCK,
             )
-        )
 
     # -- timers ------------------------------------------------------------------------
 

@@ -7,6 +7,8 @@
 //!                   [--wait-timeout-ms T] [--heartbeat-ms H] [--sndhwm N] [--seed S]
 //!                   [--hold-ms H] [--hold-until-eof] [--print-ready]
 //!                   [--journal DIR [--fsync never|interval|always] [--segment-bytes N]]
+//!                   [--count-hwm-drops]
+//!                   [--control-curve-secret S --control-curve-public P [--allow KEY]...]
 //! ```
 //!
 //! `--rate 0` (default) publishes as fast as possible. `--wait-subscriber` waits until a
@@ -18,20 +20,25 @@
 //! `--print-ready` prints `{"ready":true,"publisher_id":"<16 hex>"}` once bound.
 //! `--journal DIR` appends every frame to the journal in DIR (WIRE.md section 7.6): a
 //! restart on the same DIR replays the previous run's numbers and names it in heartbeats.
+//! `--count-hwm-drops` sets `ZMQ_XPUB_NODROP`: a frame a full subscriber queue refuses is
+//! sent to none and counted `hwm_dropped` (WIRE.md 8.5). `--control-curve-secret` and
+//! `--control-curve-public` (Z85) make the control socket a CURVE server that lets in
+//! only the `--allow` client keys (WIRE.md 8.4); the summary counts refusals by kind.
 //! The summary (last line on stdout): `{"count", "seconds", "msgs_per_sec", ...}`.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use tradewire::journal::{FsyncPolicy, JournalOptions, DEFAULT_FSYNC_INTERVAL};
-use tradewire::transport::{json_string, Publisher, PublisherOptions};
+use tradewire::transport::{json_string, CurveKeyPair, CurveServer, Publisher, PublisherOptions};
 use tradewire::v1::MarketData;
 
 const USAGE: &str = "usage: tradewire-publish --endpoint E --count N [--rate R] \
     [--symbols A,B,C] [--ring N] [--control C] [--wait-subscriber] [--wait-subscription] \
     [--wait-timeout-ms T] [--heartbeat-ms H] [--sndhwm N] [--seed S] [--hold-ms H] \
     [--hold-until-eof] [--print-ready] [--journal DIR [--fsync never|interval|always] \
-    [--segment-bytes N]]";
+    [--segment-bytes N]] [--count-hwm-drops] \
+    [--control-curve-secret S --control-curve-public P [--allow KEY]...]";
 
 struct Args {
     endpoint: String,
@@ -46,6 +53,10 @@ struct Args {
     hold: Duration,
     hold_until_eof: bool,
     print_ready: bool,
+    count_hwm_drops: bool,
+    curve_secret: Option<String>,
+    curve_public: Option<String>,
+    allow: Vec<String>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -62,6 +73,10 @@ fn parse() -> Result<Args, String> {
         hold: Duration::ZERO,
         hold_until_eof: false,
         print_ready: false,
+        count_hwm_drops: false,
+        curve_secret: None,
+        curve_public: None,
+        allow: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -70,6 +85,7 @@ fn parse() -> Result<Args, String> {
             "--wait-subscription" => Some(&mut args.wait_subscription),
             "--hold-until-eof" => Some(&mut args.hold_until_eof),
             "--print-ready" => Some(&mut args.print_ready),
+            "--count-hwm-drops" => Some(&mut args.count_hwm_drops),
             _ => None,
         };
         if let Some(switch) = switch {
@@ -133,6 +149,9 @@ fn parse() -> Result<Args, String> {
             }
             "--seed" => args.seed = num(&value)?,
             "--hold-ms" => args.hold = Duration::from_millis(num(&value)?),
+            "--control-curve-secret" => args.curve_secret = Some(value),
+            "--control-curve-public" => args.curve_public = Some(value),
+            "--allow" => args.allow.push(value),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -141,6 +160,21 @@ fn parse() -> Result<Args, String> {
     }
     if args.symbols.is_empty() {
         return Err("--symbols needs at least one symbol".into());
+    }
+    args.options.count_hwm_drops = args.count_hwm_drops;
+    match (args.curve_public.take(), args.curve_secret.take()) {
+        (Some(public), Some(secret)) => {
+            let keys = CurveKeyPair::from_z85(&public, &secret).map_err(|e| e.to_string())?;
+            args.options.control_curve = Some(CurveServer {
+                keys,
+                allowed_clients: std::mem::take(&mut args.allow),
+            });
+        }
+        (None, None) if args.allow.is_empty() => {}
+        (None, None) => {
+            return Err("--allow needs --control-curve-secret and --control-curve-public".into())
+        }
+        _ => return Err("--control-curve-secret and --control-curve-public go together".into()),
     }
     Ok(args)
 }
@@ -260,7 +294,7 @@ fn run(args: Args) -> Result<String, String> {
          \"publisher_id\":\"{:016x}\",\"last_seq\":{},\"endpoint\":{},\"symbols\":{},\
          \"stats\":{{\"sent\":{},\"heartbeats\":{},\"handshakes\":{},\"replay_requests\":{},\
          \"replayed\":{},\"unrecoverable\":{},\"snapshots_served\":{},\"hwm_dropped\":{},\
-         \"journaled\":{},\"replayed_from_journal\":{}}}}}",
+         \"journaled\":{},\"replayed_from_journal\":{}}},\"curve_refused\":{{{}}}}}",
         args.count,
         publisher.publisher_id(),
         publisher.last_seq(),
@@ -276,6 +310,12 @@ fn run(args: Args) -> Result<String, String> {
         stats.hwm_dropped,
         stats.journaled,
         stats.replayed_from_journal,
+        publisher
+            .curve_refusals()
+            .iter()
+            .map(|(kind, n)| format!("{}:{n}", json_string(kind)))
+            .collect::<Vec<_>>()
+            .join(","),
     ))
 }
 

@@ -12,6 +12,7 @@ use crate::journal::{Journal, JournalOptions, JournalReader, PublisherRange};
 use crate::v1;
 use crate::wire::{self, FLAG_REPLAY, FLAG_SNAPSHOT};
 
+use super::security::{CurveServer, ZapHandler};
 use super::{
     common_options, control_endpoint, max_frame_size, now_ns, now_us, random_nonzero_u64,
     resolve_channel, set_flag, Result, TransportError, WarnLimiter, DEFAULT_CONTROL_SEND_TIMEOUT,
@@ -75,6 +76,11 @@ pub struct PublisherOptions {
     /// `hwm_dropped` (every subscriber replays it): one stalled subscriber then holds back
     /// the live stream of all (WIRE.md 8.5).
     pub count_hwm_drops: bool,
+    /// Only CURVE clients whose keys this allows may use the control socket (replay,
+    /// snapshot, checks); refusals are counted ([`Publisher::curve_refusals`]) and logged.
+    /// The data socket stays open to every subscriber (WIRE.md 8.4). Needs a context of
+    /// its own (one authenticator per ZMQ context).
+    pub control_curve: Option<CurveServer>,
 }
 
 impl Default for PublisherOptions {
@@ -95,6 +101,7 @@ impl Default for PublisherOptions {
             warn_interval: DEFAULT_WARN_INTERVAL,
             journal: None,
             count_hwm_drops: false,
+            control_curve: None,
         }
     }
 }
@@ -239,6 +246,8 @@ pub struct Publisher<M> {
     endpoint: String,
     control_endpoint: String,
     thread: Option<JoinHandle<()>>,
+    /// The control socket's authenticator (with `control_curve`).
+    zap: Option<ZapHandler>,
     _context: zmq::Context,
     _message: PhantomData<fn(&M)>,
 }
@@ -271,7 +280,18 @@ impl<M: SchemaMessage + Keyed> Publisher<M> {
         router.set_router_mandatory(true)?;
         router.set_sndhwm(options.control_sndhwm.max(1))?;
         router.set_maxmsgsize(max_frame_size(options.max_payload))?;
+        let zap = match &options.control_curve {
+            Some(curve) => Some(ZapHandler::secure_server(
+                &context, &router, curve, &control,
+            )?),
+            None => None,
+        };
         router.bind(&control)?;
+        if let Some(zap) = &zap {
+            if let Ok(Ok(bound)) = router.get_last_endpoint() {
+                zap.set_endpoint(bound);
+            }
+        }
         let limits = Limits {
             max_payload: options.max_payload,
             max_active: options.max_active_replays.max(1),
@@ -322,6 +342,7 @@ impl<M: SchemaMessage + Keyed> Publisher<M> {
             endpoint: endpoint.to_owned(),
             control_endpoint: control,
             thread: Some(thread),
+            zap,
             _context: context,
             _message: PhantomData,
         })
@@ -460,6 +481,15 @@ impl<M> Publisher<M> {
     /// A copy of the counters.
     pub fn stats(&self) -> PublisherStats {
         self.inner.lock().stats.clone()
+    }
+
+    /// Refused CURVE handshakes at the control socket by kind (`unknown_client`,
+    /// `no_curve`, `bad_server_key`, `protocol_error`); empty without `control_curve`.
+    pub fn curve_refusals(&self) -> BTreeMap<&'static str, u64> {
+        self.zap
+            .as_ref()
+            .map(|z| z.log().refusals())
+            .unwrap_or_default()
     }
 
     /// Stops the control thread and closes the sockets (also done on drop).

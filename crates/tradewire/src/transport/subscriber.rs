@@ -8,6 +8,7 @@ use crate::catalog::{Channel, Pattern, SchemaMessage};
 use crate::v1;
 use crate::wire::{self, Envelope, WireError};
 
+use super::security::{secure_client, CurveClient};
 pub use super::sequencer::{EventKind, Start};
 use super::sequencer::{SeqEvent, Sequencer, SequencerOptions};
 use super::{
@@ -56,6 +57,9 @@ pub struct SubscriberOptions {
     pub warn_interval: Duration,
     /// ZMQ context to use; a new one (owned by this subscriber) when `None`.
     pub context: Option<super::Context>,
+    /// Keys for a publisher whose control socket requires CURVE; without them such a
+    /// publisher answers no replay, snapshot or check (WIRE.md 8.4).
+    pub control_curve: Option<CurveClient>,
     /// Test hook: live data frames whose `seq` this returns true for are discarded as if
     /// the network had lost them (replayed frames are never discarded).
     #[doc(hidden)]
@@ -81,6 +85,7 @@ impl Default for SubscriberOptions {
             max_payload: wire::DEFAULT_MAX_PAYLOAD,
             warn_interval: DEFAULT_WARN_INTERVAL,
             context: None,
+            control_curve: None,
             lose_live: None,
         }
     }
@@ -290,6 +295,9 @@ impl<M: SchemaMessage> Subscriber<M> {
         common_options(&dealer, &control, opts.linger)?;
         dealer.set_rcvhwm(0)?;
         dealer.set_maxmsgsize(max_frame_size(opts.max_payload))?;
+        if let Some(curve) = &opts.control_curve {
+            secure_client(&dealer, curve)?;
+        }
         dealer.connect(&control)?;
 
         let mut keys = opts.keys.clone();
