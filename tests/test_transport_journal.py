@@ -296,3 +296,41 @@ def test_journal_options_are_checked(tmp_path: Path) -> None:
         JournalOptions(tmp_path, segment_bytes=10)
     with pytest.raises(ValueError, match="retention_age"):
         JournalOptions(tmp_path, retention_age=-1)
+
+
+def test_a_journal_directory_has_one_publisher_at_a_time(
+    tmp_path: Path, rust_bin_dir: Path
+) -> None:
+    """A second publisher on a journal in use (another process, either language) is refused
+    with a message naming the holder; once the holder is killed (-9), the lock is free."""
+    journal = tmp_path / "journal"
+    with subprocess.Popen(
+        [
+            str(rust_bin_dir / "tradewire-publish"),
+            *("--endpoint", f"ipc://{tmp_path}/a", "--count", "10", "--print-ready"),
+            *("--journal", str(journal), "--hold-until-eof"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None
+        json.loads(holder.stdout.readline())
+        with pytest.raises(OSError, match=rf"in use by another publisher \(process {holder.pid}\)"):
+            MarketDataPublisher(f"ipc://{tmp_path}/b", journal=JournalOptions(journal))
+        second = subprocess.run(
+            [
+                str(rust_bin_dir / "tradewire-publish"),
+                *("--endpoint", f"ipc://{tmp_path}/c", "--count", "1", "--journal", str(journal)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode != 0
+        assert "in use by another publisher" in second.stderr
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+        with MarketDataPublisher(f"ipc://{tmp_path}/d", journal=JournalOptions(journal)) as pub:
+            pub.publish(MarketData(symbol="AAPL", price=1.0))
+            assert pub.stats.journaled == 1

@@ -316,6 +316,44 @@ fn read_record(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Name of the lock file in a journal directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Locks `dir` for one writer; the error names the process holding it.
+fn lock_dir(dir: &Path) -> io::Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "{} is in use by another publisher{}: one journal directory per publisher",
+                    dir.display(),
+                    if holder.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (process {holder})")
+                    }
+                ),
+            ));
+        }
+        Err(fs::TryLockError::Error(e)) => return Err(e),
+    }
+    file.set_len(0)?;
+    file.write_all(std::process::id().to_string().as_bytes())?;
+    Ok(file)
+}
+
 /// Scans segment `path`: its index, and the number of bytes after the last good record
 /// (cut off by the caller).
 fn scan_segment(path: &Path) -> io::Result<(Segment, u64)> {
@@ -363,6 +401,9 @@ fn scan_segment(path: &Path) -> io::Result<(Segment, u64)> {
 #[derive(Debug)]
 pub struct Journal {
     options: JournalOptions,
+    /// `LOCK` in the directory, locked (`flock`) while this journal is open: one writer
+    /// per directory. The lock goes with the process, `kill -9` included.
+    _lock: File,
     /// Oldest first; the last one is being written when `file` is set.
     segments: VecDeque<Segment>,
     file: Option<File>,
@@ -392,6 +433,7 @@ impl Journal {
             }
         }
         fs::create_dir_all(&options.dir)?;
+        let lock = lock_dir(&options.dir)?;
         let mut numbers = Vec::new();
         for entry in fs::read_dir(&options.dir)? {
             let name = entry?.file_name();
@@ -424,6 +466,7 @@ impl Journal {
             segments.push_back(seg);
         }
         let mut journal = Journal {
+            _lock: lock,
             next_number: numbers.last().map_or(1, |n| n + 1),
             options,
             segments,
@@ -802,6 +845,7 @@ mod tests {
             let mut v: Vec<PathBuf> = fs::read_dir(&self.0)
                 .unwrap()
                 .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "twj"))
                 .collect();
             v.sort();
             v
@@ -849,6 +893,22 @@ mod tests {
             out.push(f);
         }
         out
+    }
+
+    #[test]
+    fn one_writer_per_directory() {
+        let dir = Dir::new();
+        let first = Journal::open(dir.options()).unwrap();
+        let err = Journal::open(dir.options()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        let msg = err.to_string();
+        assert!(msg.contains("in use by another publisher"), "{msg}");
+        assert!(
+            msg.contains(&format!("process {}", std::process::id())),
+            "{msg}"
+        );
+        drop(first);
+        Journal::open(dir.options()).unwrap();
     }
 
     #[test]
