@@ -231,7 +231,7 @@ impl Segment {
             self.publisher_id = env.publisher_id;
             self.first_seq = env.seq;
         }
-        if self.records % SPARSE_EVERY == 0 {
+        if self.records.is_multiple_of(SPARSE_EVERY) {
             self.sparse.push((env.seq, offset));
         }
         self.records += 1;

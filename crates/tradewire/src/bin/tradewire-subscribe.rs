@@ -208,7 +208,7 @@ fn main() -> ExitCode {
             )
         };
         let _ = writeln!(out, "{line}");
-        if !args.throttle.is_zero() && received % args.throttle_every == 0 {
+        if !args.throttle.is_zero() && received.is_multiple_of(args.throttle_every) {
             std::thread::sleep(args.throttle);
         }
     }

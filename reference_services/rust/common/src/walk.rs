@@ -87,7 +87,7 @@ impl RandomWalk {
         self.next += 1;
         let rng = &mut self.rng;
         let s = &mut self.symbols[k];
-        if s.ticks % REGIME_TICKS == 0 {
+        if s.ticks.is_multiple_of(REGIME_TICKS) {
             s.regime = (rng.uniform() * 3.0).floor() - 1.0;
         }
         let u1 = rng.uniform();
