@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use tradewire::transport::{
     CommandClient, CommandClientOptions, CommandServer, CommandServerOptions, Publisher,
-    PublisherOptions, Subscriber, SubscriberOptions, TransportError,
+    PublisherOptions, Start, Subscriber, SubscriberOptions, TransportError,
 };
 use tradewire::v1::{
     self, command_ack::Outcome, strategy_command::CommandType, trading_signal::SignalType,
@@ -113,6 +113,15 @@ pub fn start(start: &pb::StartRole) -> Res<(Box<dyn Role>, u64)> {
                         tradewire::transport::DEFAULT_PEER_TIMEOUT,
                     ),
                     replay_timeout: ms(start.replay_timeout_ms, Duration::from_secs(2)),
+                    start: if start.start_at() == pb::StartAt::StartEarliest {
+                        Start::Earliest
+                    } else {
+                        Start::Latest
+                    },
+                    max_payload: match start.max_payload {
+                        0 => wire::DEFAULT_MAX_PAYLOAD,
+                        n => n as usize,
+                    },
                     ..Default::default()
                 },
             )?;

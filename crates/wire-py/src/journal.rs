@@ -18,7 +18,10 @@ use tradewire::journal::{
 fn os_err(e: std::io::Error) -> PyErr {
     match e.kind() {
         std::io::ErrorKind::InvalidInput => PyValueError::new_err(e.to_string()),
-        _ => PyOSError::new_err((e.raw_os_error().unwrap_or(0), e.to_string())),
+        _ => match e.raw_os_error() {
+            Some(errno) => PyOSError::new_err((errno, e.to_string())),
+            None => PyOSError::new_err(e.to_string()),
+        },
     }
 }
 

@@ -223,6 +223,15 @@ class Context:
         ready: pb.Ready = self._expect(self.testee.request(req, timeout), "ready")
         return ready
 
+    def start_async(self, role: int, **kw: Any) -> None:
+        """Sends StartRole without waiting for Ready (`ready()` reads it): for roles that
+        wait on something the runner does next."""
+        self.testee.submit(self._req(start=pb.StartRole(role=role, **kw)))  # type: ignore[arg-type]
+
+    def ready(self, timeout: float = REQUEST_TIMEOUT) -> pb.Ready:
+        ready: pb.Ready = self._expect(self.testee.response(timeout), "ready")
+        return ready
+
     def submit(self, **action: Any) -> None:
         self.testee.submit(self._req(action=pb.RoleAction(**action)))
 

@@ -146,6 +146,8 @@ class SubscriberRole(Role):
             subscribe_timeout=_ms(start.connect_timeout_ms, 10.0),
             peer_timeout=_ms(start.peer_timeout_ms, 3.0),
             replay_timeout=_ms(start.replay_timeout_ms, 2.0),
+            start="earliest" if start.start_at == pb.START_EARLIEST else "latest",
+            max_payload=start.max_payload or wire.DEFAULT_MAX_PAYLOAD,
         )
         self.drop = "drop-every-1000th-seq" in breaks
 

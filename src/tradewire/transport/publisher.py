@@ -265,6 +265,7 @@ class Publisher(Endpoint, Generic[M]):
                 self._journal.sync()
             except OSError as exc:
                 log.warning("journal of %s: final fsync failed: %s", self.channel.name, exc)
+            self._journal = None  # closes its files and frees its directory for a successor
         self._close_sockets()
 
     def _close_sockets(self) -> None:

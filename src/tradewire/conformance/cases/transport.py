@@ -542,6 +542,101 @@ def _restart_tail_from_journal(ctx: Context) -> None:
     check(not lost, f"unrecoverable_gap although the journal held everything: {lost}")
 
 
+# -- start of stream and bounded frames (WIRE.md 9.2, 8.1) -----------------------------
+
+
+def _start_at(ctx: Context, start_at: int) -> None:
+    ep = ctx.endpoint()
+    before, live = 300, 100
+    with LossyPublisher(ep, channel=registry.MARKET_DATA) as pub:
+        publish_ticks(pub, before, KEYS)
+        ctx.start(pb.SUBSCRIBER, endpoint=ep, start_at=start_at)
+        publish_ticks(pub, live, KEYS, start=before + 1)
+        earliest = start_at == pb.START_EARLIEST
+        want = before + live if earliest else live
+        report = ctx.action(collect=pb.Collect(count=want, idle_ms=2000, timeout_ms=20000))
+        extra = ctx.action(collect=pb.Collect(count=1, idle_ms=300, timeout_ms=400))
+    ctx.stop()
+    msgs = list(report.messages) + list(extra.messages)
+    first = 1 if earliest else before + 1
+    contiguous([m.seq for m in msgs], first, before + live, "delivered seq")
+    for m in msgs:
+        payload_ok(m)
+    if earliest:
+        unflagged = [m.seq for m in msgs if m.seq <= before and not m.flags & wire.FLAG_REPLAY]
+        check(not unflagged, f"published before the subscriber, not FLAG_REPLAY: {unflagged[:10]}")
+    lost = [(e.first, e.last) for e in events(report, "unrecoverable_gap")]
+    check(not lost, f"unrecoverable_gap although the publisher held everything: {lost}")
+
+
+def _publisher_after_subscriber(ctx: Context) -> None:
+    """The testee subscriber waits for a publisher that starts later and publishes at once,
+    before the subscription handshake can have completed: nothing may be missed silently."""
+    ep = ctx.endpoint()
+    n = 300
+    ctx.start_async(pb.SUBSCRIBER, endpoint=ep, connect_timeout_ms=20000)
+    time.sleep(0.3)  # the testee is connecting to an endpoint nobody has bound yet
+    with LossyPublisher(ep, channel=registry.MARKET_DATA) as pub:
+        publish_ticks(pub, n, KEYS)
+        ctx.ready()
+        report = ctx.action(collect=pb.Collect(count=n, idle_ms=2500, timeout_ms=20000))
+    ctx.stop()
+    delivered = [m.seq for m in report.messages]
+    lost: set[int] = set()
+    for e in events(report, "unrecoverable_gap"):
+        lost.update(range(e.first, e.last + 1))
+    silent = sorted(set(range(1, n + 1)) - set(delivered) - lost)
+    check(
+        not silent,
+        f"{len(silent)} numbers neither delivered nor reported, first {silent[:10]} "
+        f"(a subscriber that was waiting must start at seq 1)",
+    )
+    check(len(delivered) == len(set(delivered)), "a message was delivered twice")
+    check(delivered == sorted(delivered), "delivered out of order")
+
+
+def _frame_limits(ctx: Context) -> None:
+    """A frame within ZMQ_MAXMSGSIZE whose payload is over `max_payload` is rejected and
+    counted; a frame over ZMQ_MAXMSGSIZE (the limit plus the longest topic and the header)
+    is dropped by libzmq with the connection, which the subscriber opens again: the stream
+    goes on, the numbers sent meanwhile are replayed."""
+    ep = ctx.endpoint()
+    limit = 4096
+    md = registry.MARKET_DATA_TYPE
+    with LossyPublisher(ep, channel=registry.MARKET_DATA) as pub:
+        ctx.start(pb.SUBSCRIBER, endpoint=ep, max_payload=limit, peer_timeout_ms=1000)
+        publish_ticks(pub, 100, KEYS)
+
+        def over(payload: bytes, seq: int) -> bytes:
+            return wire.encode_frame(
+                "market_data", "AAPL", md.type_id, md.fingerprint, pub.publisher_id, seq,
+                seq, now_ns(), payload,
+            )  # fmt: skip
+
+        # Over max_payload, within the socket's limit (short topic): rejected `oversized`.
+        pub.send_raw(over(b"\x0a\x04AAPL" + b"\xaa\x06" + b"\x00" * (limit + 40), 101))
+        publish_ticks(pub, 100, KEYS, start=101)
+        first = ctx.action(collect=pb.Collect(count=200, idle_ms=2000, timeout_ms=20000))
+        # Far over any socket limit: libzmq closes the connection before buffering it.
+        pub.send_raw(over(b"\x00" * (4 * 1024 * 1024), 201))
+        publish_ticks(pub, 100, KEYS, start=201)
+        # libzmq does not reconnect after a protocol error: the subscriber notices the
+        # silence (peer_timeout), connects again and recovers 201..300 by replay.
+        second = ctx.action(collect=pb.Collect(count=100, idle_ms=5000, timeout_ms=30000))
+    ctx.stop()
+    msgs = list(first.messages) + list(second.messages)
+    contiguous([m.seq for m in msgs], 1, 300, "delivered seq around the oversized frames")
+    for m in msgs:
+        payload_ok(m)
+    check(
+        first.rejected == 1,
+        f"{first.rejected} frames rejected, expected the one over max_payload ({limit})",
+    )
+    lost = [(e.first, e.last) for e in events(first, "unrecoverable_gap")]
+    lost += [(e.first, e.last) for e in events(second, "unrecoverable_gap")]
+    check(not lost, f"unrecoverable_gap although the publisher held everything: {lost}")
+
+
 # -- commands ---------------------------------------------------------------------------
 
 
@@ -878,6 +973,38 @@ def cases(unknown_field_frames: list[bytes]) -> Iterator[Case]:
         "a far-ahead seq, a flipped publisher id and a heartbeat claiming last_seq 2^40 are "
         "disowned (rejected), never delivered, never a gap or restart; the stream flows on",
         _forged_frames,
+        sub,
+    )
+    yield Case(
+        "Transport.Start.Earliest",
+        True,
+        "start earliest: everything the publisher held at the handshake is replayed first "
+        "(FLAG_REPLAY), then live, once and in order",
+        lambda c: _start_at(c, pb.START_EARLIEST),
+        sub,
+    )
+    yield Case(
+        "Transport.Start.Latest",
+        True,
+        "start latest: from the first number after the handshake, no gap reported for what "
+        "came before",
+        lambda c: _start_at(c, pb.START_LATEST),
+        sub,
+    )
+    yield Case(
+        "Transport.Start.PublisherAfterSubscriber",
+        True,
+        "a publisher that starts after the subscriber and publishes at once: every number "
+        "delivered or reported, none silently skipped",
+        _publisher_after_subscriber,
+        sub,
+    )
+    yield Case(
+        "Transport.Limits.OversizedFrames",
+        True,
+        "a payload over max_payload is rejected and counted; a frame over ZMQ_MAXMSGSIZE "
+        "costs a reconnect, never the stream",
+        _frame_limits,
         sub,
     )
     yield Case(
