@@ -73,7 +73,8 @@ const READ_BUFFER: usize = 64 * 1024;
 pub enum FsyncPolicy {
     /// Never: the operating system writes back when it wants.
     Never,
-    /// At the first append (or [`Journal::tick`]) at least this long after the last one.
+    /// By [`Journal::tick`] (or [`Journal::due_sync`]) at least this long after the last
+    /// one; the writer calls it periodically, appends never wait for the disk.
     Interval(Duration),
     /// After every append.
     Always,
@@ -397,6 +398,17 @@ fn scan_segment(path: &Path) -> io::Result<(Segment, u64)> {
     Ok((seg, cut))
 }
 
+/// An fsync handed out by [`Journal::due_sync`]: a handle on the segment being written.
+#[derive(Debug)]
+pub struct DueSync(File);
+
+impl DueSync {
+    /// Forces what was appended to that segment to the disk.
+    pub fn run(self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
 /// An append-only journal of one publisher's frames (module documentation).
 #[derive(Debug)]
 pub struct Journal {
@@ -550,22 +562,39 @@ impl Journal {
         self.stats.appended += 1;
         self.stats.appended_bytes += rec_len;
         self.dirty = true;
-        match self.options.fsync {
-            FsyncPolicy::Always => self.sync()?,
-            FsyncPolicy::Interval(d) if self.last_sync.elapsed() >= d => self.sync()?,
-            _ => {}
+        if self.options.fsync == FsyncPolicy::Always {
+            self.sync()?;
         }
         Ok(())
     }
 
-    /// Periodic work of an idle writer: the interval fsync, and retention by age.
+    /// Periodic work: the interval fsync (when due), and retention by age. The interval
+    /// fsync is never made by [`Journal::append`]: whoever appends must call this (or
+    /// [`Journal::due_sync`]) at least once per interval.
     pub fn tick(&mut self) -> io::Result<()> {
-        if let FsyncPolicy::Interval(d) = self.options.fsync {
-            if self.dirty && self.last_sync.elapsed() >= d {
-                self.sync()?;
-            }
+        if let Some(due) = self.due_sync()? {
+            due.run()?;
         }
         self.apply_retention(now_ns())
+    }
+
+    /// The interval fsync, when due, as a job to run without holding the journal: the
+    /// appending thread goes on while the disk catches up. Counted as done when handed out.
+    pub fn due_sync(&mut self) -> io::Result<Option<DueSync>> {
+        let FsyncPolicy::Interval(d) = self.options.fsync else {
+            return Ok(None);
+        };
+        if !self.dirty || self.last_sync.elapsed() < d {
+            return Ok(None);
+        }
+        let Some(file) = &self.file else {
+            return Ok(None);
+        };
+        let file = file.try_clone()?;
+        self.dirty = false;
+        self.last_sync = Instant::now();
+        self.stats.fsyncs += 1;
+        Ok(Some(DueSync(file)))
     }
 
     /// Forces appended records to the disk.

@@ -90,7 +90,15 @@ impl Journal {
 
     /// Periodic work: the interval fsync, retention by age.
     fn tick(&self, py: Python<'_>) -> PyResult<()> {
-        py.detach(|| self.lock().tick()).map_err(os_err)
+        py.detach(|| {
+            // The fsync runs without the lock: appends go on meanwhile.
+            let due = self.lock().due_sync()?;
+            if let Some(job) = due {
+                job.run()?;
+            }
+            self.lock().tick()
+        })
+        .map_err(os_err)
     }
 
     /// Forces appended records to the disk.

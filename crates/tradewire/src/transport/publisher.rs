@@ -890,7 +890,17 @@ fn control_loop(
         }
         if last_tick.elapsed() >= JOURNAL_TICK {
             last_tick = Instant::now();
-            if let Some(e) = s.journal.as_mut().and_then(|j| j.tick().err()) {
+            // The fsync runs outside the publisher's lock: publishing goes on meanwhile.
+            let due = s.journal.as_mut().map(|j| j.due_sync());
+            drop(s);
+            let synced = match due {
+                Some(Ok(Some(job))) => job.run(),
+                Some(Err(e)) => Err(e),
+                _ => Ok(()),
+            };
+            let mut s = inner.lock();
+            let result = synced.and_then(|()| s.journal.as_mut().map_or(Ok(()), |j| j.tick()));
+            if let Err(e) = result {
                 s.stats.journal_errors += 1;
                 drop(s);
                 limits

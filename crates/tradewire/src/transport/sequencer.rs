@@ -540,18 +540,24 @@ impl<T> Sequencer<T> {
             } else {
                 self.stats.disowned += 1;
             }
+            // Frames parked and heartbeats seen while the check was out may have been sent
+            // after the publisher answered: a number up to `plausible_jump` beyond the
+            // answer's last is judged like any live number; only beyond that is it disowned.
+            let jump = self.opts.plausible_jump;
+            let plausible = |m: u64| known_last.is_some_and(|last| m <= last.saturating_add(jump));
             for (n, item) in sus.parked {
-                if known_last.is_none_or(|last| n > last) {
+                if !plausible(n) {
                     self.stats.disowned += 1;
                     continue;
                 }
-                self.live(publisher_id, key, n, item, now, false);
+                let checked = known_last.is_some_and(|last| n <= last);
+                self.live(publisher_id, key, n, item, now, checked);
             }
             if let Some(claim) = sus.claim {
-                if known_last.is_none_or(|last| claim > last) {
-                    self.stats.disowned += 1;
-                } else {
+                if plausible(claim) {
                     self.beat(publisher_id, key, claim, now);
+                } else {
+                    self.stats.disowned += 1;
                 }
             }
             return;
