@@ -855,6 +855,12 @@ impl<T> Sequencer<T> {
         } else {
             0
         };
+        if tail && replayed + lost > 0 {
+            // A tail's size is known only now: what was replayed or lost of it (not what
+            // arrived live meanwhile) is a gap like any other in the counters.
+            self.stats.gaps += 1;
+            self.stats.missed += replayed + lost;
+        }
         if tail && (unknown_end || upto.is_none()) {
             self.stats.unknown_tails += 1;
             let detail = format!(
