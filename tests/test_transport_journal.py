@@ -145,6 +145,11 @@ def kill_and_take_over(
             if env.seq:
                 live[env.seq] = frame
         sub.close(0)
+        # Segments the killed publisher had finished carry an index (the next open reads it
+        # instead of the segment); the one it was writing is scanned.
+        segments = sorted(journal.glob("*.twj"))
+        indexes = sorted(p.with_suffix(".twj") for p in journal.glob("*.twi"))
+        assert len(segments) > 2 and indexes == segments[:-1], (segments, indexes)
 
         new, new_id = start(endpoint, journal, "serve")
         try:

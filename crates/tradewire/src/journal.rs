@@ -26,6 +26,15 @@
 //! indexed offset. Reads ([`JournalReader`]) go through their own file handles, one
 //! record at a time, so a long range never sits in memory and the writer is not held.
 //!
+//! A segment that will not be written again (the journal rolled to a new one, or was
+//! closed, or it was scanned at open) gets an index file `NNNNNNNNNNNNNNNNNNNN.twi`: the
+//! scan's result (publisher id, seq range, record count, the sparse indexes) with the
+//! segment's size and modification time, little-endian u64s, a CRC32 at the end. Open
+//! reads it instead of scanning the segment when size and time still match; otherwise
+//! (the segment was being written at a crash, or changed since) it scans. A full journal
+//! (1 GiB) thus opens in milliseconds instead of seconds. The index is derived data:
+//! deleting it costs one scan, never a record.
+//!
 //! Retention deletes whole segments, oldest first, while the journal is over its size
 //! bound or the segment's newest frame is older than the age bound; the segment being
 //! written is never deleted.
@@ -49,6 +58,10 @@ use crate::wire;
 pub const SEGMENT_MAGIC: [u8; 8] = *b"TWJOURN1";
 /// File name suffix of segments.
 pub const SEGMENT_SUFFIX: &str = ".twj";
+/// File name suffix of a segment's index file.
+pub const INDEX_SUFFIX: &str = ".twi";
+/// First bytes of an index file.
+const INDEX_MAGIC: [u8; 8] = *b"TWJINDX1";
 /// Bytes before a record's frame: length and CRC32.
 pub const RECORD_HEADER: usize = 8;
 /// Default segment size at which a new segment is started.
@@ -184,6 +197,8 @@ pub struct JournalStats {
     pub truncated_bytes: u64,
     /// Records found at open.
     pub recovered_records: u64,
+    /// Segments whose index was read from their index file at open, not scanned.
+    pub indexed_segments: u64,
 }
 
 /// First / last key_seq of one key in a segment, with a sparse key_seq -> offset index.
@@ -273,6 +288,120 @@ fn sparse_offset(sparse: &[(u64, u64)], from: u64, start: u64) -> u64 {
 
 fn segment_name(number: u64) -> String {
     format!("{number:020}{SEGMENT_SUFFIX}")
+}
+
+/// A file's modification time, in ns since the epoch (0 when the system has none).
+fn modified_ns(meta: &fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The index file of segment `path`: same name, [`INDEX_SUFFIX`].
+fn index_path(path: &Path) -> PathBuf {
+    path.with_extension(&INDEX_SUFFIX[1..])
+}
+
+/// Writes the index of a segment no longer written (`NNN.twi`, module documentation),
+/// so the next open reads it instead of scanning the segment. Written to a temporary
+/// file and renamed: a crash leaves no half index.
+fn write_index(seg: &Segment) -> io::Result<()> {
+    fn pairs(out: &mut Vec<u8>, v: &[(u64, u64)]) {
+        out.extend_from_slice(&(v.len() as u64).to_le_bytes());
+        for (a, b) in v {
+            out.extend_from_slice(&a.to_le_bytes());
+            out.extend_from_slice(&b.to_le_bytes());
+        }
+    }
+    let mut out = Vec::with_capacity(256 + 16 * seg.sparse.len());
+    out.extend_from_slice(&INDEX_MAGIC);
+    for v in [
+        modified_ns(&fs::metadata(&seg.path)?),
+        seg.size,
+        seg.publisher_id,
+        seg.first_seq,
+        seg.last_seq,
+        seg.last_send_ns,
+        seg.records,
+    ] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    pairs(&mut out, &seg.sparse);
+    let mut keys: Vec<_> = seg.keys.iter().collect();
+    keys.sort_by(|a, b| a.0.cmp(b.0));
+    out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+    for (key, k) in keys {
+        out.extend_from_slice(&(key.len() as u64).to_le_bytes());
+        out.extend_from_slice(key.as_bytes());
+        for v in [k.first, k.last, k.count] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        pairs(&mut out, &k.sparse);
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    let path = index_path(&seg.path);
+    let tmp = path.with_extension("twi.tmp");
+    fs::write(&tmp, &out)?;
+    fs::rename(&tmp, &path)
+}
+
+/// The index of segment `path` from its index file, when there is one that is whole
+/// and describes the segment as it is on disk (`file_len` bytes).
+fn read_index(path: &Path, meta: &fs::Metadata) -> Option<Segment> {
+    struct Cursor<'a>(&'a [u8]);
+    impl Cursor<'_> {
+        fn u64(&mut self) -> Option<u64> {
+            let (head, rest) = self.0.split_first_chunk::<8>()?;
+            self.0 = rest;
+            Some(u64::from_le_bytes(*head))
+        }
+        fn pairs(&mut self) -> Option<Vec<(u64, u64)>> {
+            let n = usize::try_from(self.u64()?).ok()?;
+            if n > self.0.len() / 16 {
+                return None;
+            }
+            (0..n).map(|_| Some((self.u64()?, self.u64()?))).collect()
+        }
+    }
+    let bytes = fs::read(index_path(path)).ok()?;
+    let (body, crc) = bytes.split_last_chunk::<4>()?;
+    if crc32fast::hash(body) != u32::from_le_bytes(*crc) {
+        return None;
+    }
+    let body = body.strip_prefix(&INDEX_MAGIC)?;
+    let mut c = Cursor(body);
+    let mut seg = Segment::new(path.to_path_buf());
+    let modified = c.u64()?;
+    seg.size = c.u64()?;
+    if seg.size != meta.len() || modified != modified_ns(meta) {
+        return None; // changed since (or not the segment it was written for)
+    }
+    seg.publisher_id = c.u64()?;
+    seg.first_seq = c.u64()?;
+    seg.last_seq = c.u64()?;
+    seg.last_send_ns = c.u64()?;
+    seg.records = c.u64()?;
+    seg.sparse = c.pairs()?;
+    let keys = c.u64()?;
+    for _ in 0..keys {
+        let len = usize::try_from(c.u64()?).ok()?;
+        if len > c.0.len() {
+            return None;
+        }
+        let (key, rest) = c.0.split_at(len);
+        c.0 = rest;
+        let key = std::str::from_utf8(key).ok()?.to_owned();
+        let k = KeyIndex {
+            first: c.u64()?,
+            last: c.u64()?,
+            count: c.u64()?,
+            sparse: c.pairs()?,
+        };
+        seg.keys.insert(key, k);
+    }
+    c.0.is_empty().then_some(seg)
 }
 
 fn now_ns() -> u64 {
@@ -398,6 +527,18 @@ fn scan_segment(path: &Path) -> io::Result<(Segment, u64)> {
     Ok((seg, cut))
 }
 
+impl Drop for Journal {
+    /// Writes the index of the segment being written (it is never written again), so the
+    /// next open need not scan it. A process killed before this leaves it to be scanned.
+    fn drop(&mut self) {
+        if let (Some(_), Some(seg)) = (&self.file, self.segments.back()) {
+            if seg.records > 0 {
+                let _ = write_index(seg);
+            }
+        }
+    }
+}
+
 /// An fsync handed out by [`Journal::due_sync`]: a handle on the segment being written.
 #[derive(Debug)]
 pub struct DueSync(File);
@@ -462,6 +603,12 @@ impl Journal {
         let mut segments = VecDeque::new();
         for &n in &numbers {
             let path = options.dir.join(segment_name(n));
+            if let Some(seg) = read_index(&path, &fs::metadata(&path)?) {
+                stats.indexed_segments += 1;
+                stats.recovered_records += seg.records;
+                segments.push_back(seg);
+                continue;
+            }
             let (seg, cut) = scan_segment(&path)?;
             if cut > 0 {
                 stats.truncated_bytes += cut;
@@ -472,9 +619,13 @@ impl Journal {
             }
             if seg.records == 0 {
                 fs::remove_file(&path)?;
+                let _ = fs::remove_file(index_path(&path));
                 continue;
             }
             stats.recovered_records += seg.records;
+            // Never written again (a journal opened for writing starts a segment of its
+            // own): the next open reads this index instead of the segment.
+            write_index(&seg)?;
             segments.push_back(seg);
         }
         let mut journal = Journal {
@@ -620,6 +771,9 @@ impl Journal {
                 // An empty segment just started (another id came first): reuse it.
                 return Ok(());
             }
+            if self.file.is_some() {
+                write_index(seg)?;
+            }
         }
         let number = self.next_number;
         self.next_number += 1;
@@ -657,6 +811,7 @@ impl Journal {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
+            let _ = fs::remove_file(index_path(&oldest.path));
             total -= oldest.size;
             self.segments.pop_front();
             self.stats.segments_deleted += 1;
@@ -999,6 +1154,9 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         fs::write(&seg, &bytes).unwrap();
+        // A change within the file system's timestamp granularity keeps size and time:
+        // without its index the segment is scanned.
+        fs::remove_file(index_path(&seg)).unwrap();
         j = Journal::open(d.options()).unwrap();
         assert_eq!(j.publisher(5).unwrap().last_seq, 99);
         assert_eq!(j.read(5, "", 1, 200).count(), 99);
@@ -1014,6 +1172,49 @@ mod tests {
         let j = Journal::open(d.options()).unwrap();
         assert_eq!(j.stats().truncated_bytes, 3);
         assert_eq!(j.publisher(6).unwrap().last_seq, 1);
+    }
+
+    #[test]
+    fn index_files_spare_the_scan() {
+        let d = Dir::new();
+        let opts = JournalOptions {
+            segment_bytes: 8 * 1024,
+            ..d.options()
+        };
+        let mut j = Journal::open(opts.clone()).unwrap();
+        fill(&mut j, 5, 500);
+        let segments = j.segment_count() as u64;
+        assert!(segments > 3, "{segments}");
+        drop(j);
+        let summary = |j: &Journal| {
+            (
+                j.publishers(),
+                j.read(5, "", 1, 500).map(|(n, _)| n).collect::<Vec<_>>(),
+                j.read(5, "B", 1, 500).map(|(n, _)| n).collect::<Vec<_>>(),
+                j.size(),
+            )
+        };
+        let indexed = Journal::open(opts.clone()).unwrap();
+        assert_eq!(indexed.stats().indexed_segments, segments);
+        assert_eq!(indexed.stats().recovered_records, 500);
+        let want = summary(&indexed);
+        assert_eq!(want.1, (1..=500).collect::<Vec<_>>());
+        drop(indexed);
+        // Without index files, or with a damaged one, the same from a scan.
+        let first = d.segments()[0].clone();
+        let mut bytes = fs::read(index_path(&first)).unwrap();
+        bytes[20] ^= 0x01;
+        fs::write(index_path(&first), &bytes).unwrap();
+        let damaged = Journal::open(opts.clone()).unwrap();
+        assert_eq!(damaged.stats().indexed_segments, segments - 1);
+        assert_eq!(summary(&damaged), want);
+        drop(damaged);
+        for seg in d.segments() {
+            let _ = fs::remove_file(index_path(&seg));
+        }
+        let scanned = Journal::open(opts).unwrap();
+        assert_eq!(scanned.stats().indexed_segments, 0);
+        assert_eq!(summary(&scanned), want);
     }
 
     #[test]

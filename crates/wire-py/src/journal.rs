@@ -140,7 +140,7 @@ impl Journal {
     }
 
     /// Counters: appended, appended_bytes, fsyncs, segments_deleted, truncated_bytes,
-    /// recovered_records.
+    /// recovered_records, indexed_segments.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.lock().stats();
         let d = PyDict::new(py);
@@ -150,6 +150,7 @@ impl Journal {
         d.set_item("segments_deleted", s.segments_deleted)?;
         d.set_item("truncated_bytes", s.truncated_bytes)?;
         d.set_item("recovered_records", s.recovered_records)?;
+        d.set_item("indexed_segments", s.indexed_segments)?;
         Ok(d)
     }
 }
