@@ -128,7 +128,6 @@ impl Book {
 #[serde(deny_unknown_fields)]
 pub struct PositionState {
     pub symbol: String,
-    #[serde(flatten)]
     pub book: Book,
     #[serde(with = "float")]
     pub mark: f64,
