@@ -7,9 +7,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CARGO_RELEASE := cargo build --release --locked -p tradewire -p signal-bridge -p market-data \
     -p execution-engine -p tradewire-config --bins
-# The Python extensions (tradewire._features, tradewire._wire) are built by pip from these.
+# The Python extensions (tradewire._features, tradewire._wire, tradewire._rules) are built by
+# pip from these.
 EXTENSION_SOURCES := crates/hatch_build.py Cargo.lock $(shell find crates/features crates/features-py \
-    crates/wire-py crates/tradewire/src -name '*.rs' -o -name Cargo.toml 2>/dev/null)
+    crates/wire-py crates/rules crates/rules-py crates/tradewire/src -name '*.rs' -o -name Cargo.toml \
+    2>/dev/null)
 
 .PHONY: system-deps demo test bench codegen check-codegen vectors check-vectors lint format \
         typecheck pytest cargo-test clippy fmt rust-bins venv lock check-lock clean conformance

@@ -1,14 +1,15 @@
 """Hatchling build hook: compile the PyO3 extensions with cargo:
-`tradewire._features` (crates/features-py) and `tradewire._wire` (crates/wire-py).
+`tradewire._features` (crates/features-py), `tradewire._wire` (crates/wire-py) and
+`tradewire._rules` (crates/rules-py).
 
 Why not maturin as the build backend: maturin's editable install puts exactly one directory
 (`python-source`) on sys.path, but the wheel also ships `codegen/tradewire_codegen` as a
 top-level package, which must stay importable (and editable) from codegen/. Hatchling
 already does that; this hook adds the extension:
 
-* wheel: `cargo build --release -p tradewire-features-py -p tradewire-wire-py`, shipped as
-  `tradewire/_features.abi3.so` and `tradewire/_wire.abi3.so` (abi3, CPython >= 3.11),
-  wheel tagged cp311-abi3-<platform>;
+* wheel: `cargo build --release -p tradewire-features-py -p tradewire-wire-py
+  -p tradewire-rules-py`, shipped as `tradewire/_features.abi3.so`, `tradewire/_wire.abi3.so`
+  and `tradewire/_rules.abi3.so` (abi3, CPython >= 3.11), wheel tagged cp311-abi3-<platform>;
 * editable (`pip install -e .`): the same libraries copied next to the sources
   (`src/tradewire/*.abi3.so`, git-ignored), so the editable path finds them.
 
@@ -27,7 +28,11 @@ from typing import Any
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
-EXTENSIONS = {"tradewire-features-py": "_features", "tradewire-wire-py": "_wire"}  # crate: module
+EXTENSIONS = {  # crate: module
+    "tradewire-features-py": "_features",
+    "tradewire-wire-py": "_wire",
+    "tradewire-rules-py": "_rules",
+}
 
 
 def _built_name(module: str) -> str:

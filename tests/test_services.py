@@ -389,7 +389,7 @@ def run_pipeline(
     run: Run, impl: str | dict[str, str]
 ) -> tuple[Collector, dict[str, dict[str, Any]]]:
     """Engine and bridge first, the collector, then market data, which waits for the
-    bridge's and the engine's handshakes (SPEC 7) and stops after PARITY_TICKS. `impl`:
+    bridge's and the engine's handshakes (SPEC.md 6) and stops after PARITY_TICKS. `impl`:
     one language for all three, or one per service."""
     impls = {n: impl for n in NAMES} if isinstance(impl, str) else impl
     ee = run.start("execution-engine", impls["execution-engine"])

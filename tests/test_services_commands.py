@@ -1,4 +1,4 @@
-"""Every StrategyCommand branch of the execution engine (reference_services/SPEC.md 5.5),
+"""Every StrategyCommand branch of the execution engine (crates/rules/src/lib.rs, "Commands"),
 in both implementations: pause all, resume one symbol while paused / while the kill
 switch is engaged, an unknown command type, risk-limit updates (applied, all or nothing),
 and the kill switch's open-order count. The test drives the engine alone: it binds the
@@ -7,8 +7,8 @@ Rust and Python engines must publish the same order stream and the same acks."""
 
 from __future__ import annotations
 
+import json
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_services import PY_DIR, Run, rust_bins  # noqa: F401  (rust_bins: fixture)
+from test_services import Run, rust_bins  # noqa: F401  (rust_bins: fixture)
 
 from tradewire.channels import (
     CommandsClient,
@@ -25,9 +25,7 @@ from tradewire.channels import (
     SignalsPublisher,
 )
 from tradewire.messages import CommandAck, MarketData, Order, StrategyCommand, TradingSignal
-
-sys.path.insert(0, str(PY_DIR))
-import twin_common
+from tradewire.rules import Engine
 
 IMPLS = ("rust", "python")
 SC = StrategyCommand
@@ -167,27 +165,39 @@ def test_command_branches_identical_in_rust_and_python(rust_bins: Path) -> None:
     assert {k: rust[2][k] for k in keys} == {k: py[2][k] for k in keys}
 
 
-# -- the Python twin's rules, directly (the Rust ones: common/src/engine.rs tests) -------
+# -- a resting order, placed through a restored state (the reference engine never has one) --
 
 
-def test_twin_kill_switch_cancels_and_counts_open_orders() -> None:
-    e = twin_common.Engine("t", twin_common.Limits(1e9, 1e12, 100.0))
-    out: list[Any] = []
-    e.on_quote(MarketData(symbol="A", timestamp_us=1, bid=99.0, ask=101.0), 0.0, out)
-    e.on_signal(TradingSignal(symbol="A", signal=TradingSignal.BUY, timestamp_us=1), 0.0, out)
+def test_kill_switch_cancels_and_counts_open_orders() -> None:
+    e = Engine("t", max_position_size=1e9, max_daily_loss=1e12, order_quantity=100.0)
+    out = e.on_quote(MarketData(symbol="A", timestamp_us=1, bid=99.0, ask=101.0), 0)
+    out += e.on_signal(TradingSignal(symbol="A", signal=TradingSignal.BUY, timestamp_us=1), 0)
     assert [o.status for o in out if isinstance(o, Order)] == [
         Order.CREATED,
         Order.SUBMITTED,
         Order.FILLED,
     ]
-    assert e.open == []  # market orders fill at once: nothing open between events
-    resting = Order(order_id="t-9", symbol="A", status=Order.SUBMITTED)
-    e.open.append(resting)
-    out.clear()
-    outcome, reason = e.on_command(StrategyCommand(type=StrategyCommand.KILL_SWITCH), out)
+    assert e.open_orders == 0  # market orders fill at once: nothing open between events
+    state = json.loads(e.state())
+    state["open_orders"] = [
+        {
+            "order_id": "t-9",
+            "client_order_id": "",
+            "symbol": "A",
+            "side": 0,
+            "quantity": 0.0,
+            "price": 0.0,
+            "order_type": 0,
+            "status": Order.SUBMITTED,
+            "timestamp_us": 0,
+            "rejection_reason": "",
+        }
+    ]
+    e = Engine.restore(json.dumps(state))
+    assert e.open_orders == 1
+    outcome, reason, out = e.on_command(StrategyCommand(type=StrategyCommand.KILL_SWITCH))
     assert (outcome, reason) == (CommandAck.APPLIED, "kill switch engaged; 1 open orders cancelled")
     assert out == [Order(order_id="t-9", symbol="A", status=Order.CANCELLED)]
-    assert e.open == []
-    out.clear()
-    outcome, reason = e.on_command(StrategyCommand(type=StrategyCommand.KILL_SWITCH), out)
+    assert e.open_orders == 0
+    outcome, reason, out = e.on_command(StrategyCommand(type=StrategyCommand.KILL_SWITCH))
     assert reason == "kill switch engaged; 0 open orders cancelled" and out == []

@@ -1,10 +1,11 @@
-"""execution-engine, Python twin of reference_services/rust/execution-engine (SPEC.md 5).
+"""execution-engine, Python twin of reference_services/rust/execution-engine (SPEC.md).
 
     python reference_services/python/execution_engine.py [--config PATH]
 
 Threads: one per subscription (signals, then market data once signals are live) and one
 serving commands feed a queue; the main thread applies every event in arrival order
-(twin_common.Engine) and publishes the results.
+(tradewire.rules.Engine, the Rust service's rules) and publishes the results with the
+Python SDK.
 """
 
 from __future__ import annotations
@@ -16,10 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twin_common import (
-    Engine,
     Lifecycle,
-    Limits,
-    Output,
     config_or_exit,
     ensure_ipc_dir,
     journal_options,
@@ -38,6 +36,7 @@ from tradewire.channels import (
     SignalsSubscriber,
 )
 from tradewire.messages import CommandAck, Order, StrategyCommand
+from tradewire.rules import Engine, Output
 
 NAME = "execution-engine"
 
@@ -126,7 +125,7 @@ def main() -> int:
         pump(
             "market_data",
             # every quote the publisher still holds, from its seq 1: a signal is matched with
-            # the quote of its own tick (SPEC 5.1), which a later subscription would miss
+            # the quote of its own tick, which a later subscription would miss
             lambda: MarketDataSubscriber(ep.market_data, start="earliest", subscribe_timeout=0.5),
             "quote",
             events,
@@ -139,7 +138,10 @@ def main() -> int:
     run = cfg.execution.run_id or f"E{time.time_ns() // 1_000_000:x}"
     log(NAME, f"run id {run}")
     engine = Engine(
-        run, Limits(cfg.risk.max_position_size, cfg.risk.max_daily_loss, cfg.risk.order_quantity)
+        run,
+        max_position_size=cfg.risk.max_position_size,
+        max_daily_loss=cfg.risk.max_daily_loss,
+        order_quantity=cfg.risk.order_quantity,
     )
     out: list[Output] = []
     failed: str | None = None
@@ -147,17 +149,17 @@ def main() -> int:
         try:
             event = events.get(timeout=0.05)
         except queue.Empty:
-            engine.on_timer(time.monotonic(), out)
+            out = engine.on_timer(time.monotonic_ns())
         else:
-            now = time.monotonic()
+            now = time.monotonic_ns()
             kind = event[0]
             if kind == "signal":
-                engine.on_signal(event[1], now, out)
+                out = engine.on_signal(event[1], now)
             elif kind == "quote":
-                engine.on_quote(event[1], now, out)
+                out = engine.on_quote(event[1], now)
             elif kind == "command":
                 cmd: StrategyCommand = event[1]
-                outcome, reason = engine.on_command(cmd, out)
+                outcome, reason, out = engine.on_command(cmd)
                 log(
                     NAME,
                     f"command {cmd.command_id} {cmd.type} symbol {cmd.symbol!r}: "
@@ -184,24 +186,7 @@ def main() -> int:
     remove_ipc(ep.commands, control=False)
     if failed is not None:
         life.fail(failed)
-    s = engine.stats
-    realized, unrealized = engine.pnl()
-    life.summary(
-        {
-            "signals": s.signals,
-            "orders": s.orders,
-            "filled": s.filled,
-            "rejected": s.rejected,
-            "rejections": s.rejections,
-            "commands": s.commands,
-            "duplicate_signals": s.duplicate_signals,
-            "stale_quotes": s.stale_quotes,
-            "dropped_signals": s.dropped_signals,
-            "positions": {k: p.q for k, p in engine.positions.items()},
-            "realized_pnl": realized,
-            "unrealized_pnl": unrealized,
-        }
-    )
+    life.summary(engine.summary())
     return 0
 
 

@@ -1,4 +1,5 @@
-"""market-data, Python twin of reference_services/rust/market-data (SPEC.md section 3).
+"""market-data, Python twin of reference_services/rust/market-data (SPEC.md); the ticks come
+from tradewire.rules (the Rust service's rules), published with the Python SDK.
 
 python reference_services/python/market_data.py [--config PATH] [--rate R]
     [--symbols A,B] [--seed S] [--count N] [--duration SECONDS] [--csv FILE]
@@ -15,19 +16,18 @@ from typing import Any
 import zmq
 from twin_common import (
     Lifecycle,
-    RandomWalk,
     config_or_exit,
     ensure_ipc_dir,
     journal_options,
     log,
     now_us,
     parse_args,
-    read_csv,
     remove_ipc,
 )
 
 from tradewire.channels import MarketDataPublisher
 from tradewire.messages import MarketData
+from tradewire.rules import RandomWalk, read_csv, sim_timestamp_us
 
 END_LINGER_MS = 5000  # how long closing waits for frames queued to slow subscribers
 
@@ -82,7 +82,7 @@ def main() -> int:
     ensure_ipc_dir(endpoint)
     try:
         # The tail still reaches a subscriber that is behind when the stream ends: closing
-        # waits up to END_LINGER_MS for frames queued to it (SPEC 3.4).
+        # waits up to END_LINGER_MS for frames queued to it (SPEC.md).
         context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         publisher = MarketDataPublisher(
             endpoint,
@@ -109,7 +109,6 @@ def main() -> int:
 
     rate: float = md["rate"]
     walk = RandomWalk(md["symbols"], md["seed"], md["start_price"], md["volatility"])
-    step = max(1, math.floor(1_000_000.0 / rate)) if rate > 0.0 else 1
     count: int = md["count"]
     limit = count if rows is None or (count and count < len(rows)) else len(rows)
     duration: float = md["duration"]
@@ -126,7 +125,7 @@ def main() -> int:
             if wait_s > 0:
                 time.sleep(min(wait_s, 0.005))
                 continue
-        clock = sim_start + i * step if sim_start > 0 else now_us()
+        clock = sim_timestamp_us(sim_start, rate, i) if sim_start > 0 else now_us()
         if rows is not None:
             tick = MarketData()
             tick.CopyFrom(rows[i])

@@ -1,10 +1,11 @@
-"""signal-bridge, Python twin of reference_services/rust/signal-bridge (SPEC.md section 4).
+"""signal-bridge, Python twin of reference_services/rust/signal-bridge (SPEC.md).
 
     python reference_services/python/signal_bridge.py [--config PATH]
 
 Features per tick with tradewire.features.FeatureState (the Rust crate through PyO3, so
 the numbers are the Rust service's), the registry's model through onnxruntime (the same
-library the Rust service loads), the same signal rule.
+library the Rust service loads), the signal decided by tradewire.rules (the Rust service's
+rule), published with the Python SDK.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from twin_common import (
     Latency,
     Lifecycle,
     config_or_exit,
-    decide,
     ensure_ipc_dir,
     journal_options,
     log,
@@ -34,13 +34,14 @@ from tradewire.channels import MarketDataSubscriber, SignalsPublisher
 from tradewire.messages import TradingSignal
 from tradewire.ml.export import META_FEATURES
 from tradewire.ml.registry import ModelEntry, ModelRegistry, RegistryError, check_feature_names
+from tradewire.rules import decide
 
 NAME = "signal-bridge"
 ort: Any = importlib.import_module("onnxruntime")  # untyped
 
 
 def choose_model(registry: str, spec: str, name: str) -> ModelEntry:
-    """SPEC 4: the entry named `name` (any when empty) for `spec`, verified."""
+    """SPEC.md: the entry named `name` (any when empty) for `spec`, verified."""
     path = Path(registry)
     reg = ModelRegistry(path if path.is_dir() else path.parent)
     if name:

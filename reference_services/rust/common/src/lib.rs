@@ -1,10 +1,7 @@
-//! Shared pieces of the tradewire reference services (reference_services/SPEC.md):
-//! the process contract (arguments, configuration, ready/summary JSON lines, SIGTERM and
-//! SIGINT, ipc cleanup), the deterministic random walk ([`walk`]) and the execution
-//! engine's rules ([`engine`]).
-
-pub mod engine;
-pub mod walk;
+//! The process contract shared by the tradewire reference services
+//! (reference_services/SPEC.md): arguments, configuration, ready/summary JSON lines, SIGTERM
+//! and SIGINT, ipc cleanup, subscriptions that wait for their publisher, latency summaries.
+//! Their rules are the crate `tradewire-rules`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -17,11 +14,6 @@ use serde_json::json;
 use tradewire::catalog::SchemaMessage;
 use tradewire::transport::{Subscriber, SubscriberOptions, TransportError};
 use tradewire_config::Config;
-
-/// A double as text (SPEC.md 6): shortest round-trip decimal, Rust's `{:?}`.
-pub fn fmt_num(x: f64) -> String {
-    format!("{x:?}")
-}
 
 /// Microseconds since the Unix epoch.
 pub fn now_us() -> i64 {
@@ -256,21 +248,4 @@ pub fn journal_options(
         retention_age: Duration::from_secs_f64(j.retention_age_s.max(0.0)),
         fsync: FsyncPolicy::parse(&j.fsync, interval).unwrap_or(FsyncPolicy::Never),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_as_text() {
-        assert_eq!(fmt_num(1100.0), "1100.0");
-        assert_eq!(fmt_num(-10234.567), "-10234.567");
-        assert_eq!(fmt_num(1e-5), "1e-5");
-        assert_eq!(fmt_num(0.0001), "0.0001");
-        assert_eq!(fmt_num(1.5e20), "1.5e20");
-        assert_eq!(fmt_num(1e16), "1e16");
-        assert_eq!(fmt_num(9999999999999998.0), "9999999999999998.0");
-        assert_eq!(fmt_num(0.1 + 0.2), "0.30000000000000004");
-    }
 }

@@ -1,6 +1,6 @@
 //! execution-engine: signals to orders, deterministic fills against the latest quotes,
-//! positions, risk limits and acknowledged strategy commands
-//! (reference_services/SPEC.md section 5).
+//! positions, risk limits and acknowledged strategy commands (the rules:
+//! [`tradewire_rules::engine`]; the process: reference_services/SPEC.md).
 //!
 //! ```text
 //! execution-engine [--config PATH]
@@ -8,7 +8,7 @@
 //!
 //! Threads: one per subscription (signals, then market data) and one for the command
 //! server feed a channel; the main thread applies every event in arrival order
-//! ([`tradewire_services::engine::Engine`]) and publishes the results.
+//! ([`tradewire_rules::Engine`], given the time since start) and publishes the results.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -16,11 +16,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tradewire::transport::{CommandServer, Publisher, PublisherOptions, Start, SubscriberOptions};
 use tradewire::v1::command_ack::Outcome;
 use tradewire::v1::{MarketData, Order, Position, StrategyCommand, TradingSignal};
-use tradewire_services::engine::{Engine, Limits, Output};
+use tradewire_rules::{Engine, Limits, Nanos, Output};
 use tradewire_services::{
     ensure_ipc_dir, load_config, now_ns, parse_args, remove_ipc, subscribe, Lifecycle,
 };
@@ -206,9 +205,10 @@ fn main() {
     );
     let mut out: Vec<Output> = Vec::new();
     let mut failed: Option<String> = None;
+    let started = Instant::now();
     while !life.stopping() {
         let event = rx.recv_timeout(Duration::from_millis(50));
-        let now = Instant::now();
+        let now = Nanos::try_from(started.elapsed().as_nanos()).unwrap_or(Nanos::MAX);
         match event {
             Ok(Event::Signal(s)) => engine.on_signal(s, now, &mut out),
             Ok(Event::Quote(q)) => engine.on_quote(&q, now, &mut out),
@@ -253,30 +253,5 @@ fn main() {
     if let Some(e) = failed {
         life.fail(e);
     }
-    let s = &engine.stats;
-    let (realized, unrealized) = engine.pnl();
-    let positions: serde_json::Map<String, serde_json::Value> = engine
-        .positions()
-        .into_iter()
-        .map(|(k, q)| (k, json!(q)))
-        .collect();
-    life.summary(json!({
-        "signals": s.signals,
-        "orders": s.orders,
-        "filled": s.filled,
-        "rejected": s.rejected,
-        "rejections": {
-            "kill_switch": s.rejected_kill_switch,
-            "paused": s.rejected_paused,
-            "max_position_size": s.rejected_max_position_size,
-            "max_daily_loss": s.rejected_max_daily_loss,
-        },
-        "commands": s.commands,
-        "duplicate_signals": s.duplicate_signals,
-        "stale_quotes": s.stale_quotes,
-        "dropped_signals": s.dropped_signals,
-        "positions": positions,
-        "realized_pnl": realized,
-        "unrealized_pnl": unrealized,
-    }));
+    life.summary(engine.summary());
 }

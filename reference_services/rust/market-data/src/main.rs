@@ -1,5 +1,6 @@
 //! market-data: publishes MarketData on `endpoints.market_data`, keyed by symbol, from a
-//! seeded random walk or a CSV replay (reference_services/SPEC.md section 3).
+//! seeded random walk or a CSV replay (the rules: [`tradewire_rules::walk`]; the process:
+//! reference_services/SPEC.md).
 //!
 //! ```text
 //! market-data [--config PATH] [--rate R] [--symbols A,B] [--seed S] [--count N]
@@ -12,10 +13,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tradewire::transport::{Publisher, PublisherOptions};
 use tradewire::v1::MarketData;
-use tradewire_services::walk::{read_csv, RandomWalk};
+use tradewire_rules::{parse_csv, sim_timestamp_us, RandomWalk};
 use tradewire_services::{ensure_ipc_dir, load_config, now_us, parse_args, remove_ipc, Lifecycle};
 
-/// How long closing waits for frames still queued to slow subscribers (SPEC 3.4).
+/// How long closing waits for frames still queued to slow subscribers (SPEC.md).
 const END_LINGER: Duration = Duration::from_secs(5);
 
 const NAME: &str = "market-data";
@@ -70,12 +71,15 @@ fn main() {
     let rows = if md.csv.is_empty() {
         None
     } else {
-        Some(read_csv(Path::new(&md.csv)).unwrap_or_else(|e| life.fail(e)))
+        let path = Path::new(&md.csv);
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| life.fail(format!("{}: cannot read: {e}", path.display())));
+        Some(parse_csv(&text, &path.display().to_string()).unwrap_or_else(|e| life.fail(e)))
     };
     let endpoint = cfg.endpoints.market_data.clone();
     ensure_ipc_dir(&endpoint);
     // The stream's tail still reaches a subscriber that is behind when the stream ends:
-    // closing waits up to END_LINGER for frames queued to it (SPEC 3.4).
+    // closing waits up to END_LINGER for frames queued to it (SPEC.md).
     let options = PublisherOptions {
         linger: END_LINGER,
         journal: tradewire_services::journal_options(&cfg, "market_data", &endpoint),
@@ -100,11 +104,6 @@ fn main() {
     }
 
     let mut walk = RandomWalk::new(&md.symbols, md.seed, md.start_price, md.volatility);
-    let step: i64 = if md.rate > 0.0 {
-        ((1_000_000.0 / md.rate).floor() as i64).max(1)
-    } else {
-        1
-    };
     let count = u64::try_from(md.count).unwrap_or(0);
     let limit = match &rows {
         Some(r) if count == 0 || (r.len() as u64) < count => r.len() as u64,
@@ -130,7 +129,7 @@ fn main() {
             }
         }
         let clock = if md.sim_start_us > 0 {
-            md.sim_start_us + i as i64 * step
+            sim_timestamp_us(md.sim_start_us, md.rate, i)
         } else {
             now_us()
         };

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use ort::session::Session;
 use ort::value::Tensor;
+use tradewire::v1::trading_signal::SignalType;
 use tradewire_features::{FEATURE_NAMES, N_FEATURES};
 
 use crate::error::{BridgeError, Result};
@@ -32,17 +33,16 @@ impl Signal {
         }
     }
 
-    /// Seed rule: buy/sell when it is the most likely class with probability > `threshold`
-    /// (0.6 in the seed), otherwise hold. Returns the signal and its probability.
-    pub fn from_probabilities(p: &[f32; N_CLASSES], threshold: f32) -> (Signal, f32) {
-        let max = p[0].max(p[1]).max(p[2]);
-        if max == p[0] && p[0] > threshold {
-            (Signal::Buy, p[0])
-        } else if max == p[2] && p[2] > threshold {
-            (Signal::Sell, p[2])
-        } else {
-            (Signal::Hold, p[1])
-        }
+    /// The service's decision ([`tradewire_rules::decide`]): buy/sell when it is the most
+    /// likely class with probability > `threshold`, otherwise hold; with its confidence.
+    pub fn from_probabilities(p: &[f32; N_CLASSES], threshold: f64) -> (Signal, f64) {
+        let (kind, confidence) = tradewire_rules::decide(p, threshold);
+        let signal = match kind {
+            SignalType::Buy => Signal::Buy,
+            SignalType::Hold => Signal::Hold,
+            SignalType::Sell => Signal::Sell,
+        };
+        (signal, confidence)
     }
 }
 

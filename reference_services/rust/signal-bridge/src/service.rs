@@ -1,6 +1,6 @@
-//! Service mode (reference_services/SPEC.md section 4): subscribe to market data, update
-//! the 7 features per symbol, run the registry's model per tick once warm, publish
-//! TradingSignal on `endpoints.signals`.
+//! Service mode (reference_services/SPEC.md): subscribe to market data, update the 7
+//! features per symbol, run the registry's model per tick once warm, publish TradingSignal on
+//! `endpoints.signals` with the decision of [`tradewire_rules::decide`].
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,24 +11,12 @@ use tradewire::transport::{Publisher, PublisherOptions, Start, SubscriberOptions
 use tradewire::v1::trading_signal::SignalType;
 use tradewire::v1::{MarketData, TradingSignal};
 use tradewire_features::{FeatureState, FEATURE_NAMES};
+use tradewire_rules::decide;
 use tradewire_services::{
     ensure_ipc_dir, load_config, now_ns, parse_args, remove_ipc, subscribe, Latency, Lifecycle,
 };
 
 const NAME: &str = "signal-bridge";
-
-/// SPEC.md 4 step 3: the signal and its confidence from float32 probabilities.
-pub fn decide(p: &[f32; 3], threshold: f64) -> (SignalType, f64) {
-    let m = p[0].max(p[1]).max(p[2]);
-    let kind = if p[0] == m && f64::from(p[0]) > threshold {
-        SignalType::Buy
-    } else if p[2] == m && f64::from(p[2]) > threshold {
-        SignalType::Sell
-    } else {
-        SignalType::Hold
-    };
-    (kind, f64::from(m))
-}
 
 #[derive(Default)]
 struct Counts {
@@ -154,24 +142,4 @@ pub fn run() {
         "latency_us": latency.summary(),
         "process_us": process.summary(),
     }));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rule() {
-        assert_eq!(
-            decide(&[0.7, 0.2, 0.1], 0.6),
-            (SignalType::Buy, f64::from(0.7f32))
-        );
-        assert_eq!(decide(&[0.1, 0.2, 0.7], 0.6).0, SignalType::Sell);
-        assert_eq!(
-            decide(&[0.5, 0.4, 0.1], 0.6),
-            (SignalType::Hold, f64::from(0.5f32))
-        );
-        // 0.6f32 is above 0.6f64: compared as doubles.
-        assert_eq!(decide(&[0.6, 0.3, 0.1], 0.6).0, SignalType::Buy);
-    }
 }

@@ -1,10 +1,9 @@
-//! The deterministic random walk of market-data (SPEC.md 3.1–3.2) and CSV replay (3.3).
-
-use std::path::Path;
+//! market-data's ticks: the seeded random walk, the simulated clock and CSV rows (the
+//! rules are in the crate documentation, "market-data").
 
 use tradewire::v1::MarketData;
 
-/// splitmix64 (SPEC.md 3.1).
+/// splitmix64.
 #[derive(Debug, Clone)]
 pub struct SplitMix64 {
     state: u64,
@@ -45,7 +44,7 @@ struct SymbolState {
     ticks: u64,
 }
 
-/// The seeded random walk over several symbols, round-robin (SPEC.md 3.2).
+/// The seeded random walk over several symbols, round-robin.
 #[derive(Debug, Clone)]
 pub struct RandomWalk {
     rng: SplitMix64,
@@ -121,13 +120,28 @@ impl RandomWalk {
     }
 }
 
-/// One CSV row (SPEC.md 3.3); `timestamp_us` 0 means "use the clock".
-pub fn read_csv(path: &Path) -> Result<Vec<MarketData>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+/// The step of the simulated clock for a publishing rate: `floor(1e6 / rate)` µs, at least
+/// 1; 1 when `rate` is 0 (unpaced).
+pub fn sim_step_us(rate: f64) -> i64 {
+    if rate > 0.0 {
+        ((1_000_000.0 / rate).floor() as i64).max(1)
+    } else {
+        1
+    }
+}
+
+/// The timestamp of tick `index` on the simulated clock starting at `sim_start_us`.
+pub fn sim_timestamp_us(sim_start_us: i64, rate: f64, index: u64) -> i64 {
+    sim_start_us.saturating_add((index as i64).saturating_mul(sim_step_us(rate)))
+}
+
+/// The ticks of a CSV text, in file order; `source` names it in errors (`source:line: ...`).
+/// A row without `timestamp_us` has 0 there: the caller stamps it with its clock.
+pub fn parse_csv(text: &str, source: &str) -> Result<Vec<MarketData>, String> {
     let mut header: Option<Vec<String>> = None;
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
+        let at = format!("{source}:{}", i + 1);
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -137,11 +151,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<MarketData>, String> {
             let cols: Vec<String> = cells.iter().map(|c| c.to_ascii_lowercase()).collect();
             for need in ["symbol", "price"] {
                 if !cols.iter().any(|c| c == need) {
-                    return Err(format!(
-                        "{}:{}: the header has no {need:?} column",
-                        path.display(),
-                        i + 1
-                    ));
+                    return Err(format!("{at}: the header has no {need:?} column"));
                 }
             }
             header = Some(cols);
@@ -149,9 +159,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<MarketData>, String> {
         };
         if cells.len() != cols.len() {
             return Err(format!(
-                "{}:{}: {} cells, the header has {}",
-                path.display(),
-                i + 1,
+                "{at}: {} cells, the header has {}",
                 cells.len(),
                 cols.len()
             ));
@@ -164,32 +172,22 @@ pub fn read_csv(path: &Path) -> Result<Vec<MarketData>, String> {
                     .parse::<f64>()
                     .ok()
                     .filter(|x| x.is_finite())
-                    .ok_or_else(|| {
-                        format!("{}:{}: {name} {v:?} is not a number", path.display(), i + 1)
-                    }),
+                    .ok_or_else(|| format!("{at}: {name} {v:?} is not a number")),
             }
         };
         let symbol = get("symbol").unwrap_or_default().to_owned();
         if symbol.is_empty() || symbol.starts_with('~') {
-            return Err(format!(
-                "{}:{}: bad symbol {symbol:?}",
-                path.display(),
-                i + 1
-            ));
+            return Err(format!("{at}: bad symbol {symbol:?}"));
         }
         let price = num("price", f64::NAN)?;
         if !price.is_finite() {
-            return Err(format!("{}:{}: price is missing", path.display(), i + 1));
+            return Err(format!("{at}: price is missing"));
         }
         let timestamp_us = match get("timestamp_us") {
             None | Some("") => 0,
-            Some(v) => v.parse::<i64>().map_err(|_| {
-                format!(
-                    "{}:{}: timestamp_us {v:?} is not an integer",
-                    path.display(),
-                    i + 1
-                )
-            })?,
+            Some(v) => v
+                .parse::<i64>()
+                .map_err(|_| format!("{at}: timestamp_us {v:?} is not an integer"))?,
         };
         out.push(MarketData {
             symbol,
@@ -234,5 +232,49 @@ mod tests {
             assert_eq!(x.symbol, syms[(i % 2) as usize]);
             assert!(x.bid < x.price && x.price < x.ask && x.volume >= 0.0);
         }
+    }
+
+    #[test]
+    fn simulated_clock() {
+        assert_eq!(sim_step_us(0.0), 1);
+        assert_eq!(sim_step_us(3.0), 333_333);
+        assert_eq!(sim_step_us(5e6), 1);
+        assert_eq!(sim_timestamp_us(1_000, 1000.0, 3), 4_000);
+    }
+
+    #[test]
+    fn csv_rows_and_errors() {
+        let text = "# comment\nSymbol, price,volume,timestamp_us\n\nA,10.5,3,7\nB,2,,\n";
+        let rows = parse_csv(text, "t.csv").unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].bid, rows[0].ask, rows[0].timestamp_us),
+            (10.5, 10.5, 7)
+        );
+        assert_eq!((rows[1].volume, rows[1].exchange.as_str()), (0.0, "CSV"));
+        assert_eq!(
+            parse_csv("symbol\n", "t.csv").unwrap_err(),
+            "t.csv:1: the header has no \"price\" column"
+        );
+        assert_eq!(
+            parse_csv("symbol,price\nA,inf\n", "t.csv").unwrap_err(),
+            "t.csv:2: price \"inf\" is not a number"
+        );
+        assert_eq!(
+            parse_csv("symbol,price\nA\n", "t.csv").unwrap_err(),
+            "t.csv:2: 1 cells, the header has 2"
+        );
+        assert_eq!(
+            parse_csv("symbol,price\n~A,1\n", "t.csv").unwrap_err(),
+            "t.csv:2: bad symbol \"~A\""
+        );
+        assert_eq!(
+            parse_csv("symbol,price\nA,\n", "t.csv").unwrap_err(),
+            "t.csv:2: price is missing"
+        );
+        assert_eq!(
+            parse_csv("symbol,price,timestamp_us\nA,1,x\n", "t.csv").unwrap_err(),
+            "t.csv:2: timestamp_us \"x\" is not an integer"
+        );
     }
 }

@@ -1,9 +1,11 @@
-//! The execution engine's rules (SPEC.md section 5), without any I/O: feed it quotes,
-//! signals, commands and the time; it returns the Order and Position updates to publish.
+//! The execution engine without I/O: feed it quotes, signals, commands and the time; it
+//! returns the Order and Position updates to publish and the command outcomes (the rules are
+//! in the crate documentation, "execution-engine"). [`Engine::state`] and
+//! [`Engine::restore`] carry everything it decided across a restart.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use serde::{Deserialize, Serialize};
 use tradewire::v1::command_ack::Outcome;
 use tradewire::v1::order::{OrderSide, OrderStatus, OrderType};
 use tradewire::v1::strategy_command::CommandType;
@@ -12,12 +14,18 @@ use tradewire::v1::{MarketData, Order, Position, StrategyCommand, TradingSignal}
 
 use crate::fmt_num;
 
+/// A reading of a monotonic clock in nanoseconds, from any origin: the engine only
+/// subtracts two of them.
+pub type Nanos = u64;
+
 /// Quotes kept per symbol.
 pub const QUOTES_KEPT: usize = 4096;
-/// A signal waiting this long for its quote is applied against the newest one.
-pub const QUOTE_WAIT: Duration = Duration::from_secs(1);
-/// Parameters UPDATE_RISK_LIMITS accepts.
+/// A signal waiting this long for its quote is applied against the newest one (1 s).
+pub const QUOTE_WAIT: Nanos = 1_000_000_000;
+/// Parameters UPDATE_RISK_LIMITS accepts, in the order they are checked.
 pub const RISK_PARAMETERS: [&str; 3] = ["max_daily_loss", "max_position_size", "order_quantity"];
+/// The version of [`EngineState`]'s format.
+pub const STATE_FORMAT: u32 = 1;
 
 /// What the engine asks to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,89 +34,270 @@ pub enum Output {
     Position(Position),
 }
 
-/// Risk limits (SPEC.md 5.3).
-#[derive(Debug, Clone, PartialEq)]
+/// Risk limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Limits {
+    #[serde(with = "float")]
     pub max_position_size: f64,
+    #[serde(with = "float")]
     pub max_daily_loss: f64,
+    #[serde(with = "float")]
     pub order_quantity: f64,
 }
 
-/// Counters for the summary line.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Orders rejected, by the check that rejected them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rejections {
+    pub kill_switch: u64,
+    pub paused: u64,
+    pub max_position_size: u64,
+    pub max_daily_loss: u64,
+}
+
+/// Counters of the engine's summary line.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EngineStats {
     pub signals: u64,
     pub orders: u64,
     pub filled: u64,
     pub rejected: u64,
-    pub rejected_kill_switch: u64,
-    pub rejected_paused: u64,
-    pub rejected_max_position_size: u64,
-    pub rejected_max_daily_loss: u64,
+    pub rejections: Rejections,
     pub commands: u64,
     pub duplicate_signals: u64,
     pub stale_quotes: u64,
     pub dropped_signals: u64,
 }
 
-#[derive(Debug, Clone, Default)]
-struct Pos {
-    symbol: String,
-    q: f64,
-    c: f64,
-    r: f64,
-    mark: f64,
+/// One symbol's inventory by average cost: signed quantity (long > 0), the average cost of
+/// that open quantity and the P&L realized so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Book {
+    #[serde(with = "float")]
+    pub quantity: f64,
+    #[serde(with = "float")]
+    pub avg_cost: f64,
+    #[serde(with = "float")]
+    pub realized: f64,
 }
 
-impl Pos {
-    fn unrealized(&self) -> f64 {
-        if self.q == 0.0 {
-            0.0
-        } else {
-            self.q * (self.mark - self.c)
+impl Book {
+    /// Applies a fill of signed quantity `d` (buy > 0, sell < 0) at price `p`; returns the
+    /// P&L it realized (also added to `realized`). A fill of 0 changes nothing.
+    pub fn fill(&mut self, d: f64, p: f64) -> f64 {
+        let q = self.quantity;
+        if d == 0.0 {
+            return 0.0;
         }
-    }
-
-    /// SPEC.md 5.4.
-    fn fill(&mut self, d: f64, p: f64) {
-        let q = self.q;
         let x = d.abs();
         if q == 0.0 || (q > 0.0) == (d > 0.0) {
             let q2 = q + d;
-            self.c = (q.abs() * self.c + x * p) / q2.abs();
-            self.q = q2;
+            self.avg_cost = (q.abs() * self.avg_cost + x * p) / q2.abs();
+            self.quantity = q2;
+            return 0.0;
+        }
+        let closed = q.abs().min(x);
+        let sign = if q > 0.0 { 1.0 } else { -1.0 };
+        let realized = closed * (p - self.avg_cost) * sign;
+        self.realized += realized;
+        let q2 = q + d;
+        if q2 == 0.0 {
+            self.avg_cost = 0.0;
+        } else if (q2 > 0.0) != (q > 0.0) {
+            self.avg_cost = p;
+        }
+        self.quantity = q2;
+        realized
+    }
+
+    /// The P&L of the open quantity marked at `mark` (0.0 when flat).
+    pub fn unrealized(&self, mark: f64) -> f64 {
+        if self.quantity == 0.0 {
+            0.0
         } else {
-            let closed = q.abs().min(x);
-            let sign = if q > 0.0 { 1.0 } else { -1.0 };
-            self.r += closed * (p - self.c) * sign;
-            let q2 = q + d;
-            self.c = if q2 == 0.0 {
-                0.0
-            } else if (q2 > 0.0) != (q > 0.0) {
-                p
-            } else {
-                self.c
-            };
-            self.q = q2;
+            self.quantity * (mark - self.avg_cost)
         }
     }
 }
 
-/// The engine state.
+/// A symbol's position: its book and its mark (the mid of the last matched quote).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PositionState {
+    pub symbol: String,
+    pub book: Book,
+    #[serde(with = "float")]
+    pub mark: f64,
+}
+
+impl PositionState {
+    fn unrealized(&self) -> f64 {
+        self.book.unrealized(self.mark)
+    }
+}
+
+/// An order as the state holds it: every field of [`Order`], enums as their numbers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderState {
+    pub order_id: String,
+    pub client_order_id: String,
+    pub symbol: String,
+    pub side: i32,
+    #[serde(with = "float")]
+    pub quantity: f64,
+    #[serde(with = "float")]
+    pub price: f64,
+    pub order_type: i32,
+    pub status: i32,
+    pub timestamp_us: i64,
+    pub rejection_reason: String,
+}
+
+impl From<&Order> for OrderState {
+    fn from(o: &Order) -> Self {
+        OrderState {
+            order_id: o.order_id.clone(),
+            client_order_id: o.client_order_id.clone(),
+            symbol: o.symbol.clone(),
+            side: o.side,
+            quantity: o.quantity,
+            price: o.price,
+            order_type: o.r#type,
+            status: o.status,
+            timestamp_us: o.timestamp_us,
+            rejection_reason: o.rejection_reason.clone(),
+        }
+    }
+}
+
+impl From<OrderState> for Order {
+    fn from(o: OrderState) -> Self {
+        Order {
+            order_id: o.order_id,
+            client_order_id: o.client_order_id,
+            symbol: o.symbol,
+            side: o.side,
+            quantity: o.quantity,
+            price: o.price,
+            r#type: o.order_type,
+            status: o.status,
+            timestamp_us: o.timestamp_us,
+            rejection_reason: o.rejection_reason,
+        }
+    }
+}
+
+/// Everything the engine has decided, for [`Engine::restore`]: an engine restored from it
+/// numbers, checks, fills and reports exactly as the engine it was taken from.
+///
+/// Not in it: the quotes held and the signals waiting for theirs. Those are inputs, not
+/// decisions, and a restarted service takes them again from its upstream (market data from
+/// the publisher's first message, which the engine matches by timestamp; a signal applied
+/// before is recognised by `last_signal_us` and ignored). The daily P&L of the
+/// `max_daily_loss` check is not stored either: it is recomputed from the positions (their
+/// realized P&L and marks).
+///
+/// JSON ([`EngineState::to_json`]) holds the very same doubles; a double that is not
+/// finite is written as the string `"NaN"`, `"inf"` or `"-inf"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineState {
+    /// [`STATE_FORMAT`].
+    pub format: u32,
+    /// The run id in order ids (`<run>-<n>`).
+    pub run: String,
+    /// Orders created so far: the next order is `<run>-<orders_created + 1>`.
+    pub orders_created: u64,
+    /// The risk limits, with every change made by command.
+    pub limits: Limits,
+    /// Positions in order of first appearance (the order of the P&L sum).
+    pub positions: Vec<PositionState>,
+    /// Orders submitted and not yet filled, in submission order.
+    pub open_orders: Vec<OrderState>,
+    /// The timestamp of the last signal applied, per symbol.
+    pub last_signal_us: BTreeMap<String, i64>,
+    pub paused_all: bool,
+    pub paused: BTreeSet<String>,
+    pub kill_switch: bool,
+    pub stats: EngineStats,
+}
+
+impl EngineState {
+    /// The state as one line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| unreachable!("serializable: {e}"))
+    }
+
+    /// A state written by [`EngineState::to_json`]; an error names what is wrong.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let state: EngineState =
+            serde_json::from_str(text).map_err(|e| format!("engine state: {e}"))?;
+        if state.format != STATE_FORMAT {
+            return Err(format!(
+                "engine state: format {}, this engine reads {STATE_FORMAT}",
+                state.format
+            ));
+        }
+        Ok(state)
+    }
+}
+
+/// Doubles in JSON, the non-finite ones as strings.
+mod float {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if x.is_finite() {
+            s.serialize_f64(*x)
+        } else if x.is_nan() {
+            s.serialize_str("NaN")
+        } else if *x > 0.0 {
+            s.serialize_str("inf")
+        } else {
+            s.serialize_str("-inf")
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Number(f64),
+        Name(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Text::deserialize(d)? {
+            Text::Number(x) => Ok(x),
+            Text::Name(s) => match s.as_str() {
+                "NaN" => Ok(f64::NAN),
+                "inf" => Ok(f64::INFINITY),
+                "-inf" => Ok(f64::NEG_INFINITY),
+                _ => Err(D::Error::custom(format!("{s:?} is not a number"))),
+            },
+        }
+    }
+}
+
+/// The engine.
 #[derive(Debug)]
 pub struct Engine {
     run: String,
     pub limits: Limits,
     n: u64,
     quotes: HashMap<String, VecDeque<(i64, f64, f64)>>,
-    pending: VecDeque<(TradingSignal, Instant)>,
+    pending: VecDeque<(TradingSignal, Nanos)>,
     last_t: HashMap<String, i64>,
-    positions: Vec<Pos>,
+    positions: Vec<PositionState>,
     index: HashMap<String, usize>,
     paused_all: bool,
     paused: BTreeSet<String>,
     kill: bool,
-    /// Orders SUBMITTED and not yet FILLED: what the kill switch cancels (SPEC.md 5.5).
+    /// Orders SUBMITTED and not yet FILLED: what the kill switch cancels.
     open: Vec<Order>,
     pub stats: EngineStats,
 }
@@ -137,6 +326,55 @@ impl Engine {
         }
     }
 
+    /// What the engine has decided so far (see [`EngineState`]).
+    pub fn state(&self) -> EngineState {
+        EngineState {
+            format: STATE_FORMAT,
+            run: self.run.clone(),
+            orders_created: self.n,
+            limits: self.limits.clone(),
+            positions: self.positions.clone(),
+            open_orders: self.open.iter().map(OrderState::from).collect(),
+            last_signal_us: self.last_t.iter().map(|(k, &v)| (k.clone(), v)).collect(),
+            paused_all: self.paused_all,
+            paused: self.paused.clone(),
+            kill_switch: self.kill,
+            stats: self.stats.clone(),
+        }
+    }
+
+    /// An engine that goes on from `state`, holding no quote and no waiting signal. Error:
+    /// a state of another format, or naming a symbol's position twice.
+    pub fn restore(state: EngineState) -> Result<Self, String> {
+        if state.format != STATE_FORMAT {
+            return Err(format!(
+                "engine state: format {}, this engine reads {STATE_FORMAT}",
+                state.format
+            ));
+        }
+        let mut index = HashMap::new();
+        for (i, p) in state.positions.iter().enumerate() {
+            if index.insert(p.symbol.clone(), i).is_some() {
+                return Err(format!("engine state: two positions for {:?}", p.symbol));
+            }
+        }
+        Ok(Engine {
+            run: state.run,
+            limits: state.limits,
+            n: state.orders_created,
+            quotes: HashMap::new(),
+            pending: VecDeque::new(),
+            last_t: state.last_signal_us.into_iter().collect(),
+            positions: state.positions,
+            index,
+            paused_all: state.paused_all,
+            paused: state.paused,
+            kill: state.kill_switch,
+            open: state.open_orders.into_iter().map(Order::from).collect(),
+            stats: state.stats,
+        })
+    }
+
     /// The run id used in order ids.
     pub fn run_id(&self) -> &str {
         &self.run
@@ -161,7 +399,7 @@ impl Engine {
     pub fn positions(&self) -> Vec<(String, f64)> {
         self.positions
             .iter()
-            .map(|p| (p.symbol.clone(), p.q))
+            .map(|p| (p.symbol.clone(), p.book.quantity))
             .collect()
     }
 
@@ -170,14 +408,33 @@ impl Engine {
         let mut r = 0.0;
         let mut u = 0.0;
         for p in &self.positions {
-            r += p.r;
+            r += p.book.realized;
             u += p.unrealized();
         }
         (r, u)
     }
 
+    /// The figures of the service's summary line: the counters, `positions` (`{symbol:
+    /// quantity}`), `realized_pnl` and `unrealized_pnl`.
+    pub fn summary(&self) -> serde_json::Value {
+        let mut v =
+            serde_json::to_value(&self.stats).unwrap_or_else(|e| unreachable!("serializable: {e}"));
+        let (realized, unrealized) = self.pnl();
+        let positions: serde_json::Map<String, serde_json::Value> = self
+            .positions()
+            .into_iter()
+            .map(|(k, q)| (k, serde_json::json!(q)))
+            .collect();
+        if let Some(m) = v.as_object_mut() {
+            m.insert("positions".into(), positions.into());
+            m.insert("realized_pnl".into(), serde_json::json!(realized));
+            m.insert("unrealized_pnl".into(), serde_json::json!(unrealized));
+        }
+        v
+    }
+
     /// A market-data tick.
-    pub fn on_quote(&mut self, md: &MarketData, now: Instant, out: &mut Vec<Output>) {
+    pub fn on_quote(&mut self, md: &MarketData, now: Nanos, out: &mut Vec<Output>) {
         let q = self.quotes.entry(md.symbol.clone()).or_default();
         if q.len() == QUOTES_KEPT {
             q.pop_front();
@@ -187,18 +444,18 @@ impl Engine {
     }
 
     /// A trading signal.
-    pub fn on_signal(&mut self, signal: TradingSignal, now: Instant, out: &mut Vec<Output>) {
+    pub fn on_signal(&mut self, signal: TradingSignal, now: Nanos, out: &mut Vec<Output>) {
         self.stats.signals += 1;
         self.pending.push_back((signal, now));
         self.drain(now, out);
     }
 
-    /// Time passes: a head signal that waited `QUOTE_WAIT` is applied or dropped.
-    pub fn on_timer(&mut self, now: Instant, out: &mut Vec<Output>) {
+    /// Time passes: a head signal that waited [`QUOTE_WAIT`] is applied or dropped.
+    pub fn on_timer(&mut self, now: Nanos, out: &mut Vec<Output>) {
         self.drain(now, out);
     }
 
-    fn lookup(&mut self, symbol: &str, t: i64, waited: Duration) -> Option<Match> {
+    fn lookup(&mut self, symbol: &str, t: i64, waited: Nanos) -> Option<Match> {
         let Some(q) = self.quotes.get(symbol).filter(|q| !q.is_empty()) else {
             return if waited >= QUOTE_WAIT {
                 None
@@ -221,7 +478,7 @@ impl Engine {
         Some(Match::Quote(q[0].1, q[0].2))
     }
 
-    fn drain(&mut self, now: Instant, out: &mut Vec<Output>) {
+    fn drain(&mut self, now: Nanos, out: &mut Vec<Output>) {
         while let Some((signal, since)) = self.pending.front() {
             let t = signal.timestamp_us;
             let symbol = signal.symbol.clone();
@@ -230,7 +487,7 @@ impl Engine {
                 self.pending.pop_front();
                 continue;
             }
-            let waited = now.saturating_duration_since(*since);
+            let waited = now.saturating_sub(*since);
             match self.lookup(&symbol, t, waited) {
                 Some(Match::Wait) => return,
                 None => {
@@ -252,9 +509,10 @@ impl Engine {
         if let Some(&i) = self.index.get(symbol) {
             return i;
         }
-        self.positions.push(Pos {
+        self.positions.push(PositionState {
             symbol: symbol.to_owned(),
-            ..Pos::default()
+            book: Book::default(),
+            mark: 0.0,
         });
         self.index
             .insert(symbol.to_owned(), self.positions.len() - 1);
@@ -308,40 +566,41 @@ impl Engine {
                 order.status = OrderStatus::Submitted as i32;
                 out.push(Output::Order(order.clone()));
                 self.open.push(order);
-                // A market order fills at once, at the matched quote (5.2).
+                // A market order fills at once, at the matched quote.
                 let Some(mut order) = self.open.pop() else {
                     return;
                 };
                 order.status = OrderStatus::Filled as i32;
                 out.push(Output::Order(order));
                 self.stats.filled += 1;
-                self.positions[i].fill(d, price);
+                self.positions[i].book.fill(d, price);
                 self.publish_position(i, t, true, out);
             }
         }
     }
 
-    /// SPEC.md 5.3: the reason of the first failing check.
+    /// The reason of the first failing risk check.
     fn check(&mut self, i: usize, d: f64) -> Option<String> {
         let s = self.positions[i].symbol.clone();
-        let q = self.positions[i].q;
+        let q = self.positions[i].book.quantity;
         let after = q + d;
         let reducing = after.abs() < q.abs();
+        let rej = &mut self.stats.rejections;
         if self.kill {
-            self.stats.rejected_kill_switch += 1;
+            rej.kill_switch += 1;
             return Some("kill switch engaged".into());
         }
         if self.paused_all {
-            self.stats.rejected_paused += 1;
+            rej.paused += 1;
             return Some("trading paused".into());
         }
         if self.paused.contains(&s) {
-            self.stats.rejected_paused += 1;
+            rej.paused += 1;
             return Some(format!("trading paused for {s}"));
         }
         let limit = self.limits.max_position_size;
         if after.abs() > limit && !reducing {
-            self.stats.rejected_max_position_size += 1;
+            rej.max_position_size += 1;
             return Some(format!(
                 "max_position_size: position would be {}, limit {}",
                 fmt_num(after),
@@ -350,11 +609,11 @@ impl Engine {
         }
         let mut pnl = 0.0;
         for p in &self.positions {
-            pnl += p.r + p.unrealized();
+            pnl += p.book.realized + p.unrealized();
         }
         let loss = self.limits.max_daily_loss;
         if pnl <= -loss && !reducing {
-            self.stats.rejected_max_daily_loss += 1;
+            rej.max_daily_loss += 1;
             return Some(format!(
                 "max_daily_loss: daily P&L {}, limit -{}",
                 fmt_num(pnl),
@@ -366,21 +625,21 @@ impl Engine {
 
     fn publish_position(&self, i: usize, t: i64, filled: bool, out: &mut Vec<Output>) {
         let p = &self.positions[i];
-        if !filled && p.q == 0.0 {
+        if !filled && p.book.quantity == 0.0 {
             return;
         }
         out.push(Output::Position(Position {
             symbol: p.symbol.clone(),
-            quantity: p.q,
-            avg_cost: p.c,
+            quantity: p.book.quantity,
+            avg_cost: p.book.avg_cost,
             current_price: p.mark,
             unrealized_pnl: p.unrealized(),
-            realized_pnl: p.r,
+            realized_pnl: p.book.realized,
             last_updated_us: t,
         }));
     }
 
-    /// A strategy command (SPEC.md 5.5): (outcome, reason). Order updates it causes (the
+    /// A strategy command: (outcome, reason). Order updates it causes (the
     /// kill switch's CANCELLED) go to `out`.
     pub fn on_command(
         &mut self,
@@ -509,7 +768,7 @@ mod tests {
 
     #[test]
     fn fills_positions_and_limits() {
-        let now = Instant::now();
+        let now: Nanos = 0;
         let mut e = Engine::new("t".into(), limits());
         let mut out = Vec::new();
         // Signal first, quote later: waits, then fills at the quote of its tick.
@@ -610,7 +869,7 @@ mod tests {
 
     /// The outcome of one BUY signal for `s` at `t`: the final status and reason.
     fn buy(e: &mut Engine, s: &str, t: i64) -> (i32, String) {
-        let now = Instant::now();
+        let now: Nanos = 0;
         let mut out = Vec::new();
         e.on_quote(&md(s, t, 99.0, 101.0), now, &mut out);
         e.on_signal(sig(s, t, SignalType::Buy), now, &mut out);
@@ -650,7 +909,7 @@ mod tests {
         );
         assert_eq!(buy(&mut e, "A", 4).0, FILLED);
         assert_eq!(buy(&mut e, "B", 4).0, FILLED);
-        assert_eq!(e.stats.rejected_paused, 3);
+        assert_eq!(e.stats.rejections.paused, 3);
         assert_eq!(e.stats.rejected, 3);
     }
 
@@ -697,7 +956,7 @@ mod tests {
         );
         assert!(!e.killed());
         assert_eq!(buy(&mut e, "A", 3).0, FILLED);
-        assert_eq!(e.stats.rejected_kill_switch, 2);
+        assert_eq!(e.stats.rejections.kill_switch, 2);
     }
 
     #[test]
@@ -738,7 +997,7 @@ mod tests {
             e.on_command(&cmd, &mut Vec::new()),
             (Outcome::Applied, String::new())
         );
-        let now = Instant::now();
+        let now: Nanos = 0;
         let mut out = Vec::new();
         e.on_quote(&md("A", 1, 99.0, 101.0), now, &mut out);
         e.on_signal(sig("A", 1, SignalType::Buy), now, &mut out);
@@ -803,13 +1062,154 @@ mod tests {
 
     #[test]
     fn flip_and_average_cost() {
-        let mut p = Pos::default();
-        p.fill(100.0, 10.0);
+        let mut p = Book::default();
+        assert_eq!(p.fill(100.0, 10.0), 0.0);
         p.fill(100.0, 20.0);
-        assert_eq!((p.q, p.c), (200.0, 15.0));
-        p.fill(-300.0, 30.0);
-        assert_eq!((p.q, p.c, p.r), (-100.0, 30.0, 3000.0));
-        p.fill(50.0, 20.0);
-        assert_eq!((p.q, p.c, p.r), (-50.0, 30.0, 3500.0));
+        assert_eq!((p.quantity, p.avg_cost), (200.0, 15.0));
+        assert_eq!(p.fill(-300.0, 30.0), 3000.0);
+        assert_eq!((p.quantity, p.avg_cost, p.realized), (-100.0, 30.0, 3000.0));
+        assert_eq!(p.fill(50.0, 20.0), 500.0);
+        assert_eq!((p.quantity, p.avg_cost, p.realized), (-50.0, 30.0, 3500.0));
+        assert_eq!(p.unrealized(40.0), -500.0);
+        assert_eq!(p.fill(0.0, 99.0), 0.0);
+        assert_eq!((p.quantity, p.avg_cost, p.realized), (-50.0, 30.0, 3500.0));
+        assert_eq!(p.fill(50.0, 30.0), 0.0);
+        assert_eq!((p.quantity, p.avg_cost, p.unrealized(1.0)), (0.0, 0.0, 0.0));
+    }
+
+    /// Every output of feeding both engines the same events.
+    fn feed(e: &mut Engine, t: i64, s: &str, kind: SignalType, now: Nanos) -> Vec<Output> {
+        let mut out = Vec::new();
+        e.on_quote(&md(s, t, 99.0 + t as f64, 101.0 + t as f64), now, &mut out);
+        e.on_signal(sig(s, t, kind), now, &mut out);
+        out
+    }
+
+    fn command_with(kind: CommandType, symbol: &str, params: &[(&str, f64)]) -> StrategyCommand {
+        StrategyCommand {
+            r#type: kind as i32,
+            symbol: symbol.into(),
+            parameters: params.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn restored_state_goes_on_exactly() {
+        let mut a = Engine::new(
+            "run".into(),
+            Limits {
+                max_position_size: 1e9,
+                max_daily_loss: 1e9,
+                order_quantity: 100.0,
+            },
+        );
+        let mut out = Vec::new();
+        a.on_command(
+            &command_with(
+                CommandType::UpdateRiskLimits,
+                "",
+                &[("max_position_size", 250.0), ("order_quantity", 1.0 / 3.0)],
+            ),
+            &mut out,
+        );
+        feed(&mut a, 1, "A", SignalType::Buy, 0);
+        feed(&mut a, 2, "B", SignalType::Sell, 0);
+        feed(&mut a, 3, "A", SignalType::Buy, 0);
+        feed(&mut a, 4, "B", SignalType::Hold, 0);
+        a.on_command(&command_with(CommandType::PauseTrading, "C", &[]), &mut out);
+        // A resting order, so that the kill switch after restore has one to cancel.
+        a.open.push(Order {
+            order_id: "run-99".into(),
+            symbol: "A".into(),
+            price: -0.0,
+            status: OrderStatus::Submitted as i32,
+            ..Default::default()
+        });
+
+        let text = a.state().to_json();
+        let state = EngineState::from_json(&text).unwrap();
+        assert_eq!(state, a.state());
+        assert_eq!(state.to_json(), text);
+        let mut b = Engine::restore(state).unwrap();
+        assert_eq!(b.state(), a.state());
+        assert_eq!(b.run_id(), "run");
+        assert_eq!(b.state().orders_created, 3);
+        // Every double comes back bit for bit, the sign of a zero included.
+        let (pa, pb) = (a.state().positions, b.state().positions);
+        for (x, y) in pa.iter().zip(&pb) {
+            assert_eq!(x.book.avg_cost.to_bits(), y.book.avg_cost.to_bits());
+            assert_eq!(x.book.quantity.to_bits(), y.book.quantity.to_bits());
+        }
+        assert!(b.state().open_orders[0].price.is_sign_negative());
+
+        // The same events give the same outputs: order ids go on from run-4, the paused
+        // symbol, the limits and the duplicate-signal guard hold.
+        let steps: [(i64, &str, SignalType); 6] = [
+            (3, "A", SignalType::Buy),
+            (5, "A", SignalType::Buy),
+            (5, "C", SignalType::Buy),
+            (6, "B", SignalType::Buy),
+            (7, "A", SignalType::Sell),
+            (8, "A", SignalType::Buy),
+        ];
+        let mut first = Vec::new();
+        for (t, s, k) in steps {
+            let x = feed(&mut a, t, s, k, 10);
+            assert_eq!(x, feed(&mut b, t, s, k, 10));
+            first.extend(x);
+        }
+        let ids: Vec<String> = orders(&first).into_iter().map(|o| o.0).collect();
+        assert_eq!(ids.first().map(String::as_str), Some("run-4"));
+        assert!(orders(&first).iter().any(|o| o.2 == "trading paused for C"));
+        let kill = command_with(CommandType::KillSwitch, "", &[]);
+        let (mut oa, mut ob) = (Vec::new(), Vec::new());
+        assert_eq!(a.on_command(&kill, &mut oa), b.on_command(&kill, &mut ob));
+        assert_eq!(oa, ob);
+        assert_eq!(oa.len(), 1);
+        assert_eq!(a.summary(), b.summary());
+        assert_eq!(a.pnl(), b.pnl());
+
+        // A kill switch engaged before the snapshot is still engaged after it.
+        let mut c = Engine::restore(EngineState::from_json(&a.state().to_json()).unwrap()).unwrap();
+        assert!(c.killed());
+        let x = feed(&mut c, 20, "A", SignalType::Buy, 20);
+        assert_eq!(orders(&x)[1].2, "kill switch engaged");
+        assert_eq!(
+            orders(&x)[1].0,
+            format!("run-{}", a.state().orders_created + 1)
+        );
+    }
+
+    #[test]
+    fn state_json_keeps_non_finite_limits_and_refuses_bad_states() {
+        let e = Engine::new(
+            "r".into(),
+            Limits {
+                max_position_size: f64::INFINITY,
+                max_daily_loss: f64::NAN,
+                order_quantity: 1.0,
+            },
+        );
+        let text = e.state().to_json();
+        assert!(text.contains("\"max_position_size\":\"inf\""), "{text}");
+        let back = EngineState::from_json(&text).unwrap();
+        assert_eq!(back.limits.max_position_size, f64::INFINITY);
+        assert!(back.limits.max_daily_loss.is_nan());
+        let newer = text.replace("\"format\":1", "\"format\":2");
+        assert!(EngineState::from_json(&newer)
+            .unwrap_err()
+            .contains("format 2"));
+        assert!(EngineState::from_json("{}").is_err());
+        let mut twice = e.state();
+        let p = PositionState {
+            symbol: "A".into(),
+            book: Book::default(),
+            mark: 1.0,
+        };
+        twice.positions = vec![p.clone(), p];
+        assert!(Engine::restore(twice)
+            .unwrap_err()
+            .contains("two positions"));
     }
 }
