@@ -151,7 +151,7 @@ class CodecError(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class StartRole(_message.Message):
-    __slots__ = ("role", "endpoint", "control_endpoint", "out_endpoint", "channel", "keys", "snapshot", "peer_timeout_ms", "heartbeat_interval_ms", "ring_size", "replay_timeout_ms", "connect_timeout_ms")
+    __slots__ = ("role", "endpoint", "control_endpoint", "out_endpoint", "channel", "keys", "snapshot", "peer_timeout_ms", "heartbeat_interval_ms", "ring_size", "replay_timeout_ms", "connect_timeout_ms", "state_dir")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     CONTROL_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
@@ -164,6 +164,7 @@ class StartRole(_message.Message):
     RING_SIZE_FIELD_NUMBER: _ClassVar[int]
     REPLAY_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     CONNECT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    STATE_DIR_FIELD_NUMBER: _ClassVar[int]
     role: Role
     endpoint: str
     control_endpoint: str
@@ -176,7 +177,8 @@ class StartRole(_message.Message):
     ring_size: int
     replay_timeout_ms: int
     connect_timeout_ms: int
-    def __init__(self, role: _Optional[_Union[Role, str]] = ..., endpoint: _Optional[str] = ..., control_endpoint: _Optional[str] = ..., out_endpoint: _Optional[str] = ..., channel: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., snapshot: _Optional[bool] = ..., peer_timeout_ms: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., ring_size: _Optional[int] = ..., replay_timeout_ms: _Optional[int] = ..., connect_timeout_ms: _Optional[int] = ...) -> None: ...
+    state_dir: str
+    def __init__(self, role: _Optional[_Union[Role, str]] = ..., endpoint: _Optional[str] = ..., control_endpoint: _Optional[str] = ..., out_endpoint: _Optional[str] = ..., channel: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., snapshot: _Optional[bool] = ..., peer_timeout_ms: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., ring_size: _Optional[int] = ..., replay_timeout_ms: _Optional[int] = ..., connect_timeout_ms: _Optional[int] = ..., state_dir: _Optional[str] = ...) -> None: ...
 
 class Ready(_message.Message):
     __slots__ = ("publisher_id",)
