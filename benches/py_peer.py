@@ -179,7 +179,12 @@ def command_server(args: argparse.Namespace) -> None:
     with CommandsServer(args.endpoint, handle, store=store) as server:
         state = server.state
         eof = threading.Event()
-        threading.Thread(target=lambda: (sys.stdin.read(), eof.set()), daemon=True).start()
+
+        def wait_eof() -> None:
+            sys.stdin.read()
+            eof.set()
+
+        threading.Thread(target=wait_eof, daemon=True).start()
         print(json.dumps({"ready": True}), flush=True)
         server.serve(until=eof.is_set, poll_interval=0.05)
 

@@ -26,9 +26,7 @@ def main() -> int:
     parser.add_argument("--store-fsync", choices=["on", "off"], default="on")
     parser.add_argument("--handler-ms", type=float, default=0.0)
     args = parser.parse_args()
-    store = (
-        CommandStoreOptions(args.store, fsync=args.store_fsync == "on") if args.store else None
-    )
+    store = CommandStoreOptions(args.store, fsync=args.store_fsync == "on") if args.store else None
     state: CommandState | None = None
     applications = 0
 

@@ -740,13 +740,7 @@ impl Config {
             ));
         }
         let w = self.command_store.window_s;
-        finite(
-            "command_store",
-            "window_s",
-            w,
-            w >= 1.0,
-            "a number >= 1",
-        )?;
+        finite("command_store", "window_s", w, w >= 1.0, "a number >= 1")?;
         Ok(())
     }
 

@@ -148,7 +148,9 @@ pub fn start(start: &pb::StartRole) -> Res<(Box<dyn Role>, u64)> {
         pb::Role::CommandServer => {
             // The same state directory across a stop and a start: the same server restarted.
             let store = (!start.state_dir.is_empty()).then(|| {
-                CommandStoreOptions::new(std::path::Path::new(&start.state_dir).join("commands.sqlite"))
+                CommandStoreOptions::new(
+                    std::path::Path::new(&start.state_dir).join("commands.sqlite"),
+                )
             });
             let server = CommandServer::bind_with(
                 &start.endpoint,

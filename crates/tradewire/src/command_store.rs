@@ -158,9 +158,7 @@ impl StateWrites {
 
     /// The writes, in call order (`None`: delete).
     pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
-        self.writes
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_deref()))
+        self.writes.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
     }
 
     /// Forgets every write.
@@ -392,9 +390,9 @@ impl CommandStore {
     /// order.
     pub fn state_items(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         let run = || -> rusqlite::Result<Vec<(String, Vec<u8>)>> {
-            let mut st = self
-                .conn
-                .prepare_cached("SELECT key, value FROM handler_state WHERE key >= ?1 ORDER BY key")?;
+            let mut st = self.conn.prepare_cached(
+                "SELECT key, value FROM handler_state WHERE key >= ?1 ORDER BY key",
+            )?;
             let mut out = Vec::new();
             let mut rows = st.query(params![prefix])?;
             while let Some(row) = rows.next()? {

@@ -77,9 +77,7 @@ impl CommandStore {
             fsync,
             prune_batch,
         };
-        let inner = py
-            .detach(|| Inner::open(&options))
-            .map_err(store_err)?;
+        let inner = py.detach(|| Inner::open(&options)).map_err(store_err)?;
         Ok(CommandStore {
             inner: Mutex::new(Some(inner)),
         })

@@ -320,11 +320,7 @@ impl CommandServer {
         router.bind(endpoint)?;
         // Opened once bound: a second server on the endpoint fails to bind before it
         // touches the store of the first.
-        let store = options
-            .store
-            .as_ref()
-            .map(CommandStore::open)
-            .transpose()?;
+        let store = options.store.as_ref().map(CommandStore::open).transpose()?;
         if let Some(zap) = &zap {
             if let Ok(Ok(bound)) = router.get_last_endpoint() {
                 zap.set_endpoint(bound);
@@ -451,7 +447,11 @@ impl CommandServer {
 
     /// The ack of a command with an id: the first one again for a known id, else the
     /// handler's, recorded before it is returned. None when the store failed.
-    fn ack_for<F>(&mut self, command: &v1::StrategyCommand, handler: &mut F) -> Option<v1::CommandAck>
+    fn ack_for<F>(
+        &mut self,
+        command: &v1::StrategyCommand,
+        handler: &mut F,
+    ) -> Option<v1::CommandAck>
     where
         F: FnMut(&v1::StrategyCommand, &mut StateWrites) -> (Outcome, String),
     {
