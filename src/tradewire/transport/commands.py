@@ -251,6 +251,9 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
             self.close()
             raise ValueError(f"command channel {self.channel.name!r} declares no reply")
         self._reply_cls: type[Rep] = reply.cls  # type: ignore[assignment]
+        self._store_warn = WarnLimiter(
+            log, f"command store errors on {self.channel.name}", warn_interval
+        )
         self._store: CommandStore | None = None
         self.state: CommandState | None = None
         if store is not None:  # opened once bound: a second server fails before touching it
@@ -260,9 +263,6 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
                 self.close()
                 raise
             self.state = CommandState(self._store)
-        self._store_warn = WarnLimiter(
-            log, f"command store errors on {self.channel.name}", warn_interval
-        )
 
     def close(self) -> None:
         if self._auth is not None:
