@@ -5,6 +5,7 @@
                               [--warmup W] [--rate R] [--samples-out FILE]
     python benches/py_peer.py pub|sub --endpoint E --mode raw|typed --count N
     python benches/py_peer.py kill-client --endpoint E --count N [--warmup W] [--rate R]
+    python benches/py_peer.py command-server --endpoint E [--store FILE] [--store-fsync on|off]
 
 raw: bare pyzmq PAIR (echo) / PUB-SUB with the protobuf payload in one frame.
 raw+work (echo-server): raw, but busy for 2 µs before echoing, about what the typed
@@ -12,6 +13,9 @@ server spends on decode + encode: a control for what that much work costs in wak
 typed: tradewire's envelope + typed decode on both ends (echo), or the tradewire
 Publisher/Subscriber with sequence tracking, handshake and replay (pub/sub).
 kill-client: tradewire's CommandsClient sending kill switches at a fixed rate (ack latency).
+command-server: tradewire's CommandsServer until EOF on stdin; with `--store`, applied ids
+are kept in that durable store and the handler records each application as state committed
+with them (as `tradewire-command-server --store`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,12 @@ import time
 import zmq
 
 from tradewire import wire
-from tradewire.channels import CommandsClient, MarketDataPublisher, MarketDataSubscriber
+from tradewire.channels import (
+    CommandsClient,
+    CommandsServer,
+    MarketDataPublisher,
+    MarketDataSubscriber,
+)
 from tradewire.latency import percentile
 from tradewire.messages import CommandAck, MarketData, StrategyCommand
 
@@ -151,6 +160,35 @@ def kill_client(args: argparse.Namespace) -> None:
     report_samples(args, samples, 0)
 
 
+def command_server(args: argparse.Namespace) -> None:
+    import threading
+
+    from tradewire.transport import CommandState, CommandStoreOptions
+
+    store = CommandStoreOptions(args.store, fsync=args.store_fsync == "on") if args.store else None
+    state: CommandState | None = None
+    applications = 0
+
+    def handle(cmd: StrategyCommand) -> CommandAck:
+        nonlocal applications
+        if state is not None:
+            state.put(f"applications/{applications:020}", cmd.command_id.encode())
+            applications += 1
+        return CommandAck(outcome=CommandAck.APPLIED)
+
+    with CommandsServer(args.endpoint, handle, store=store) as server:
+        state = server.state
+        eof = threading.Event()
+
+        def wait_eof() -> None:
+            sys.stdin.read()
+            eof.set()
+
+        threading.Thread(target=wait_eof, daemon=True).start()
+        print(json.dumps({"ready": True}), flush=True)
+        server.serve(until=eof.is_set, poll_interval=0.05)
+
+
 def publisher(args: argparse.Namespace) -> None:
     if args.mode == "typed":
         with MarketDataPublisher(args.endpoint, sndhwm=0, ring_size=args.count) as pub:
@@ -221,7 +259,7 @@ def report(count: int, t0: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    roles = ["echo-server", "echo-client", "pub", "sub", "kill-client"]
+    roles = ["echo-server", "echo-client", "pub", "sub", "kill-client", "command-server"]
     parser.add_argument("role", choices=roles)
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--mode", choices=["raw", "raw+work", "typed"], default="typed")
@@ -229,6 +267,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2_000)
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--samples-out", default="")
+    parser.add_argument("--store", default="")
+    parser.add_argument("--store-fsync", choices=["on", "off"], default="on")
     args = parser.parse_args()
     {
         "echo-server": echo_server,
@@ -236,6 +276,7 @@ def main() -> None:
         "pub": publisher,
         "sub": subscriber,
         "kill-client": kill_client,
+        "command-server": command_server,
     }[args.role](args)
 
 

@@ -14,6 +14,10 @@ CommandClient.
 Journal: publish rate with no subscriber, the publisher journal (WIRE.md 7.6, fsync
 `interval`) on vs off, Rust (`tradewire-publish`) and Python (`--journal-only` runs just
 this).
+Command store: command ack latency (fixed rate, closed loop) with durable idempotency
+(the command store, fsync on and off) vs the in-memory id window, Rust server + Rust client
+and Python server + Python client, interleaved rounds, ratios within the same round
+(`--command-store-only` runs just this).
 Writes transport.json, transport.md and rtt_cdf.png; prints the Markdown table.
 """
 
@@ -526,6 +530,96 @@ def journal_publish_rates(count: int, tmp: Path) -> list[dict[str, Any]]:
     return rows
 
 
+STORE_VARIANTS = (  # label, extra server arguments (the store file is appended per run)
+    ("in memory", None),
+    ("store, fsync off", "off"),
+    ("store, fsync on", "on"),
+)
+
+
+def command_ack_latency(
+    lang: str, fsync: str | None, ep: str, store: Path, samples: int, rate: float
+) -> dict[str, Any]:
+    """Ack latency of kill switches sent at `rate`/s to a command server of `lang`, with the
+    durable store (`fsync` on/off) or without (None)."""
+    extra = [] if fsync is None else ["--store", str(store), "--store-fsync", fsync]
+    if lang == "rust":
+        server_cmd = [str(ROOT / "target" / "release" / "tradewire-command-server")]
+        server_cmd += ["--endpoint", ep, "--exit-on-eof", *extra]
+    else:
+        server_cmd = [*PY_PEER, "command-server", "--endpoint", ep, *extra]
+    srv = subprocess.Popen(server_cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        _ready(srv)
+        # the Rust server prints a line per command: drain it, a full pipe would stall it
+        threading.Thread(target=lambda: [None for _ in srv.stdout or ()], daemon=True).start()
+        client_args = ["--count", str(samples), "--warmup", str(max(200, samples // 10))]
+        out = subprocess.run(
+            [*PEERS[lang], "kill-client", "--endpoint", ep, *client_args, "--rate", str(rate)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        assert srv.stdin is not None
+        srv.stdin.close()
+        srv.wait(30)
+    finally:
+        _reap(srv)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def command_store_rows(rounds: int, samples: int, rate: float, tmp: Path) -> list[dict[str, Any]]:
+    """Per language and store variant: p50/p99 ack latency (median over interleaved rounds)
+    and the ratio to the in-memory window of the same round."""
+    rows = []
+    for lang in ("rust", "py"):
+        by_round: list[list[dict[str, Any]]] = []
+        for k in range(rounds):
+            runs = []
+            for label, fsync in STORE_VARIANTS:
+                tag = f"cs-{lang}-{k}-{fsync}"
+                r = command_ack_latency(
+                    lang, fsync, endpoint("ipc", tmp, tag), tmp / f"{tag}.sqlite", samples, rate
+                )
+                r["case"] = f"{'Rust' if lang == 'rust' else 'Python'} server, {label}"
+                runs.append(r)
+                print(
+                    f"  command ack {r['case']} round {k + 1}: "
+                    f"p50 {r['p50_us']:.1f} p99 {r['p99_us']:.1f} µs",
+                    file=sys.stderr,
+                )
+            for r in runs[1:]:
+                r["ratio_p50"] = r["p50_us"] / runs[0]["p50_us"]
+                r["ratio_p99"] = r["p99_us"] / runs[0]["p99_us"]
+            by_round.append(runs)
+        keys = ("p50_us", "p99_us", "p999_us", "ratio_p50", "ratio_p99")
+        for i in range(len(STORE_VARIANTS)):
+            row = median_of([runs[i] for runs in by_round], keys)
+            row.update(rate=rate)
+            rows.append(row)
+    return rows
+
+
+def command_store_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "",
+        "### Command ack latency, durable idempotency vs in memory (ipc, µs; median of "
+        "interleaved rounds, ratios within a round)",
+        "",
+        "| case | commands/s | samples | p50 | p99 | p99.9 | p50 vs memory | p99 vs memory |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['case']} | {r['rate']:,.0f} | {r['samples']:,} | {r['p50_us']:.1f} | "
+            f"{r['p99_us']:.1f} | {r['p999_us']:.1f} | {r.get('ratio_p50', '') or ''} | "
+            f"{r.get('ratio_p99', '') or ''} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def journal_markdown(rows: list[dict[str, Any]]) -> str:
     lines = [
         "",
@@ -556,10 +650,26 @@ def main() -> int:
     parser.add_argument(
         "--journal-only", action="store_true", help="only the journal on/off publish rates"
     )
+    parser.add_argument(
+        "--command-store-only",
+        action="store_true",
+        help="only the command ack latency with the durable store vs in memory",
+    )
+    parser.add_argument(
+        "--command-rate", type=float, default=500.0, help="commands/s of the command store rows"
+    )
     args = parser.parse_args()
     if args.journal_only:
         with tempfile.TemporaryDirectory() as tmp_name:
             print(journal_markdown(journal_publish_rates(1_000_000, Path(tmp_name))))
+        return 0
+    if args.command_store_only:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            samples = 1_000 if args.quick else 5_000
+            rows = command_store_rows(
+                1 if args.quick else args.rounds, samples, args.command_rate, Path(tmp_name)
+            )
+            print(command_store_markdown(rows))
         return 0
     samples = 2_000 if args.quick else args.samples
     rounds = 1 if args.quick else args.rounds
@@ -622,10 +732,17 @@ def main() -> int:
                 file=sys.stderr,
             )
         report["journal"] = journal_publish_rates(50_000 if args.quick else 1_000_000, tmp)
+        report["command_store"] = command_store_rows(
+            rounds, 1_000 if args.quick else 5_000, args.command_rate, tmp
+        )
         plot_cdf(cdf, args.out / "rtt_cdf.png")
     report["goals"] = goals(report)
     (args.out / "transport.json").write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown(report) + journal_markdown(report["journal"])
+    table = (
+        markdown(report)
+        + journal_markdown(report["journal"])
+        + command_store_markdown(report["command_store"])
+    )
     (args.out / "transport.md").write_text(table)
     print(table)
     return 0

@@ -88,6 +88,8 @@ BAD_FILES = [
     ("[signal]\nthreshold = 1.5\n", "signal.threshold"),
     ("[risk]\norder_quantity = 0\n", "risk.order_quantity"),
     ("[risk\n", "not valid TOML"),
+    ("[command_store]\nwindow_s = 0.5\n", "command_store.window_s"),
+    ("[command_store]\nwindow_s = inf\n", "command_store.window_s"),
 ]
 
 
@@ -147,6 +149,10 @@ def normalized(data: dict[str, Any]) -> dict[str, Any]:
             '[market_data]\nsymbols = ["A", "B"]\nrate = 5\nseed = -3\n'
             '[model]\nregistry = "reg"\nversion = "v2"\n[execution]\nrun_id = "x"\n',
             {"TRADEWIRE__RISK__ORDER_QUANTITY": "2.5", "TRADEWIRE__MARKET_DATA__CSV": "t.csv"},
+        ),
+        (
+            '[command_store]\npath = "state/commands.sqlite"\nwindow_s = 3600\n',
+            {"TRADEWIRE__COMMAND_STORE__FSYNC": "false"},
         ),
     ],
 )

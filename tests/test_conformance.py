@@ -171,6 +171,7 @@ def test_latency_rust_testee(rust_testee: str) -> None:
             ["Transport.Command.*"],
             {"Transport.Command.AckOncePerCopy", "Transport.Command.Idempotency"},
         ),
+        ("forget-commands", ["Transport.Command.*"], {"Transport.Command.RestartIdempotency"}),
     ],
 )
 def test_broken_testee_is_caught(mode: str, patterns: list[str], caught_by: set[str]) -> None:
@@ -186,12 +187,14 @@ def test_listed_failures_are_expected(tmp_path: Path) -> None:
     listed.write_text(
         "# double-ack breaks these\nTransport.Command.AckOncePerCopy\n"
         "Transport.Command.Idempotency  # trailing comment\n"
+        "Transport.Command.RestartIdempotency\n"
     )
     report = _run(f"{PY_TESTEE} --break double-ack", "Transport.Command.*", failure_list=listed)
     assert report.ok, _explain(report)
     assert {r.case.name for r in report.results if r.status == "xfail"} == {
         "Transport.Command.AckOncePerCopy",
         "Transport.Command.Idempotency",
+        "Transport.Command.RestartIdempotency",
     }
 
 

@@ -101,7 +101,9 @@ def main() -> int:
         positions = PositionsPublisher(
             ep.positions, journal=journal_options(cfg, "positions", ep.positions)
         )
-        server = CommandsServer(ep.commands, handler)
+        server = CommandsServer(
+            ep.commands, handler, store=cfg.command_store.options_for(ep.commands)
+        )
     except OSError as exc:
         life.fail(f"cannot bind: {exc}")
         return 1

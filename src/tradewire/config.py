@@ -21,7 +21,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import (
@@ -31,11 +31,15 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+if TYPE_CHECKING:
+    from tradewire.transport.command_store import CommandStoreOptions
+
 __all__ = [
     "DEFAULT_FILE",
     "ENV_FILE_VAR",
     "ENV_PREFIX",
     "Budgets",
+    "CommandStoreSettings",
     "ConfigError",
     "Endpoints",
     "ExecutionSettings",
@@ -166,6 +170,36 @@ class JournalSettings(_Section):
         return default_dir(endpoint)
 
 
+class CommandStoreSettings(_Section):
+    """`[command_store]`: the command servers' durable record of applied command ids
+    (WIRE.md section 7.5)."""
+
+    enabled: bool = True
+    path: str = ""  # "": <temp dir>/tradewire/commands/<endpoint>.sqlite
+    window_s: float = Field(default=86400.0, ge=1, allow_inf_nan=False)
+    fsync: bool = True
+
+    def path_for(self, endpoint: str) -> Path | None:
+        """The store file of the command server bound at `endpoint`, or None when the
+        store is off (as crates/config `CommandStore::path_for`)."""
+        if not self.enabled:
+            return None
+        if self.path:
+            return Path(self.path)
+        from tradewire.transport.command_store import default_path
+
+        return default_path(endpoint)
+
+    def options_for(self, endpoint: str) -> CommandStoreOptions | None:
+        """The `store=` of the command server bound at `endpoint`, or None when off."""
+        path = self.path_for(endpoint)
+        if path is None:
+            return None
+        from tradewire.transport.command_store import CommandStoreOptions
+
+        return CommandStoreOptions(path, window=self.window_s, fsync=self.fsync)
+
+
 class TradewireConfig(BaseSettings):
     """The whole file. `file` is where it was read from (None: defaults only)."""
 
@@ -185,6 +219,7 @@ class TradewireConfig(BaseSettings):
     execution: ExecutionSettings = Field(default_factory=ExecutionSettings)
     budgets: Budgets = Field(default_factory=Budgets)
     journal: JournalSettings = Field(default_factory=JournalSettings)
+    command_store: CommandStoreSettings = Field(default_factory=CommandStoreSettings)
 
     _file: Path | None = PrivateAttr(default=None)
 
@@ -295,6 +330,9 @@ def load_config(path: str | os.PathLike[str] | None = None) -> TradewireConfig:
                 update={"csv": absolute(config.market_data.csv)}
             ),
             "journal": config.journal.model_copy(update={"dir": absolute(config.journal.dir)}),
+            "command_store": config.command_store.model_copy(
+                update={"path": absolute(config.command_store.path)}
+            ),
         }
     )
     config._file = source

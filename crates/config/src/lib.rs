@@ -259,6 +259,63 @@ impl Journal {
     }
 }
 
+/// `[command_store]`: the command servers' durable record of applied command ids
+/// (WIRE.md section 7.5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CommandStore {
+    /// Command servers keep applied ids (and their acks) durably.
+    pub enabled: bool,
+    /// The store file; empty: `<temp dir>/tradewire/commands/<endpoint>.sqlite`
+    /// (`tradewire::command_store::default_path`).
+    pub path: String,
+    /// How long an applied id is remembered, seconds (>= 1).
+    pub window_s: f64,
+    /// Commits reach the disk (not only the operating system) before the ack leaves.
+    pub fsync: bool,
+}
+
+impl Default for CommandStore {
+    fn default() -> Self {
+        CommandStore {
+            enabled: true,
+            path: String::new(),
+            window_s: 86400.0,
+            fsync: true,
+        }
+    }
+}
+
+impl CommandStore {
+    /// The store file of the command server bound at `endpoint`, or None when the store
+    /// is off.
+    pub fn path_for(&self, endpoint: &str) -> Option<PathBuf> {
+        if !self.enabled {
+            None
+        } else if self.path.is_empty() {
+            // As tradewire::command_store::default_path (this crate does not depend on tradewire).
+            let name: String = endpoint
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            Some(
+                std::env::temp_dir()
+                    .join("tradewire")
+                    .join("commands")
+                    .join(format!("{name}.sqlite")),
+            )
+        } else {
+            Some(PathBuf::from(&self.path))
+        }
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -271,6 +328,7 @@ pub struct Config {
     pub execution: Execution,
     pub budgets: Budgets,
     pub journal: Journal,
+    pub command_store: CommandStore,
     /// The file read (absolute); `None` when only defaults (and the environment) apply.
     #[serde(skip)]
     pub file: Option<PathBuf>,
@@ -526,6 +584,7 @@ impl Config {
         config.model.registry = absolute(&config.model.registry);
         config.market_data.csv = absolute(&config.market_data.csv);
         config.journal.dir = absolute(&config.journal.dir);
+        config.command_store.path = absolute(&config.command_store.path);
         config.file = source;
         Ok(config)
     }
@@ -680,6 +739,8 @@ impl Config {
                 ),
             ));
         }
+        let w = self.command_store.window_s;
+        finite("command_store", "window_s", w, w >= 1.0, "a number >= 1")?;
         Ok(())
     }
 
@@ -827,6 +888,14 @@ mod tests {
                 "[journal]\nretention_age_s = -1\n",
                 "journal.retention_age_s: must be a number >= 0",
             ),
+            (
+                "[command_store]\nwindow_s = 0.5\n",
+                "command_store.window_s: must be a number >= 1",
+            ),
+            (
+                "[command_store]\nfsync = \"yes\"\n",
+                "command_store.fsync: expected a boolean",
+            ),
         ];
         for (text, want) in cases {
             let p = write(&dir, text);
@@ -854,6 +923,12 @@ mod tests {
         let dir = std::fs::canonicalize(&dir).unwrap();
         assert_eq!(Path::new(&c.model.registry), dir.join("m/r.json"));
         assert_eq!(Path::new(&c.market_data.csv), dir.join("t.csv"));
+        let p = write(&dir, "[command_store]\npath = \"state/c.sqlite\"\n");
+        let c = Config::load_with_env(Some(&p), env(&[])).unwrap();
+        assert_eq!(
+            c.command_store.path_for("ipc:///x"),
+            Some(dir.join("state/c.sqlite"))
+        );
         assert_eq!(c.to_json()["risk"]["order_quantity"], 100.0);
     }
 }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use prost::Message;
+use tradewire::command_store::CommandStoreOptions;
 use tradewire::transport::{
     CommandClient, CommandClientOptions, CommandServer, CommandServerOptions, Publisher,
     PublisherOptions, Start, Subscriber, SubscriberOptions, TransportError,
@@ -154,8 +155,19 @@ pub fn start(start: &pb::StartRole) -> Res<(Box<dyn Role>, u64)> {
             (Box::new(SignalRole { publisher, sub }), id)
         }
         pb::Role::CommandServer => {
-            let server =
-                CommandServer::bind_with(&start.endpoint, CommandServerOptions::default())?;
+            // The same state directory across a stop and a start: the same server restarted.
+            let store = (!start.state_dir.is_empty()).then(|| {
+                CommandStoreOptions::new(
+                    std::path::Path::new(&start.state_dir).join("commands.sqlite"),
+                )
+            });
+            let server = CommandServer::bind_with(
+                &start.endpoint,
+                CommandServerOptions {
+                    store,
+                    ..Default::default()
+                },
+            )?;
             (
                 Box::new(ServerRole {
                     server,

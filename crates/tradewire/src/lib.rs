@@ -28,6 +28,7 @@
 //! ```
 
 pub mod catalog;
+pub mod command_store;
 pub mod journal;
 pub mod transport;
 pub mod wire;

@@ -2,9 +2,11 @@
 
 use std::time::{Duration, Instant};
 
+use tradewire::command_store::CommandStoreOptions;
 use tradewire::transport::{
-    CommandClient, CommandClientOptions, CommandServer, Event, EventKind, Publisher,
-    PublisherOptions, Received, Subscriber, SubscriberOptions, TransportError, TO_LAST,
+    CommandClient, CommandClientOptions, CommandServer, CommandServerOptions, Event, EventKind,
+    Publisher, PublisherOptions, Received, Subscriber, SubscriberOptions, TransportError,
+    NO_ID_REASON, TO_LAST,
 };
 use tradewire::v1::{self, command_ack::Outcome, MarketData};
 use tradewire::wire;
@@ -600,6 +602,111 @@ fn command_sent_before_the_server_is_up_is_applied_once() {
     assert_eq!(applied, 1);
     assert!(server.stats().duplicates >= 1, "{:?}", server.stats());
     assert_eq!(server.stats().applied, 1);
+}
+
+/// Sends `command` from a raw DEALER and returns its ack.
+fn raw_command(dealer: &zmq::Socket, command: &v1::StrategyCommand) -> v1::CommandAck {
+    let mut frame = Vec::new();
+    wire::encode_message("commands", "", command, 7, 1, 1, 1, 0, &mut frame).unwrap();
+    dealer.send(frame, 0).unwrap();
+    let reply = dealer.recv_bytes(0).unwrap();
+    wire::decode_message::<v1::CommandAck>(&wire::decode(&reply).unwrap()).unwrap()
+}
+
+fn serve_until<F>(server: &mut CommandServer, done: F, applied: &mut Vec<String>)
+where
+    F: Fn(&[String]) -> bool,
+{
+    let started = Instant::now();
+    while !done(applied) && started.elapsed() < Duration::from_secs(5) {
+        server
+            .poll_with_state(Duration::from_millis(20), |cmd, state| {
+                applied.push(cmd.command_id.clone());
+                state.put(format!("applied/{}", cmd.command_id), b"1".to_vec());
+                (Outcome::Applied, "done".into())
+            })
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_restarted_server_on_its_store_answers_retries_as_duplicates() {
+    let dir = TempDir::new();
+    let ep = dir.endpoint("cmd");
+    let options = CommandServerOptions {
+        store: Some(CommandStoreOptions {
+            fsync: false,
+            ..CommandStoreOptions::new(dir.path().join("commands.sqlite"))
+        }),
+        ..Default::default()
+    };
+    let ctx = zmq::Context::new();
+    let dealer = ctx.socket(zmq::DEALER).unwrap();
+    dealer.set_rcvtimeo(5000).unwrap();
+    dealer.connect(&ep).unwrap();
+    let kill = v1::StrategyCommand {
+        r#type: v1::strategy_command::CommandType::KillSwitch as i32,
+        command_id: "kill-1".into(),
+        ..Default::default()
+    };
+    let mut applied = Vec::new();
+    let first = {
+        let mut server = CommandServer::bind_with(&ep, options.clone()).unwrap();
+        let ep2 = ep.clone();
+        let sender = std::thread::spawn(move || {
+            let mut client = CommandClient::connect(&ep2).unwrap();
+            let kill = v1::StrategyCommand {
+                r#type: v1::strategy_command::CommandType::KillSwitch as i32,
+                command_id: "kill-1".into(),
+                ..Default::default()
+            };
+            client.send(kill, Duration::from_secs(5)).unwrap()
+        });
+        serve_until(&mut server, |a| !a.is_empty(), &mut applied);
+        let first = sender.join().unwrap();
+        // A second server on the same store is refused while this one holds it.
+        let other = dir.endpoint("other");
+        let err = CommandServer::bind_with(&other, options.clone()).unwrap_err();
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
+        first
+    };
+    // Restarted on the same store: the retry is a duplicate with the original ack, the
+    // state committed with the first application is there, the handler is not called.
+    let mut server = CommandServer::bind_with(&ep, options).unwrap();
+    assert_eq!(
+        server.state("applied/kill-1").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    let sent = std::thread::spawn(move || {
+        let again = raw_command(&dealer, &kill);
+        let refused = raw_command(&dealer, &v1::StrategyCommand::default());
+        (again, refused)
+    });
+    let started = Instant::now();
+    while !sent.is_finished() && started.elapsed() < Duration::from_secs(5) {
+        server
+            .poll(Duration::from_millis(20), |cmd| {
+                panic!("{} applied again after the restart", cmd.command_id)
+            })
+            .unwrap();
+    }
+    let (again, refused) = sent.join().unwrap();
+    assert_eq!(applied, ["kill-1"]);
+    assert!(!first.duplicate && again.duplicate);
+    assert_eq!(
+        (again.outcome, &again.reason, again.engine_timestamp_us),
+        (first.outcome, &first.reason, first.engine_timestamp_us)
+    );
+    assert_eq!(refused.outcome, Outcome::Rejected as i32);
+    assert_eq!(refused.reason, NO_ID_REASON);
+    assert_eq!(
+        server.stats().rejected_by_kind.get("no_command_id"),
+        Some(&1)
+    );
+    assert_eq!(server.stats().applied, 0);
 }
 
 #[test]

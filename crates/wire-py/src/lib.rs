@@ -8,6 +8,7 @@
 //! pure Python otherwise (or when `TRADEWIRE_PURE_PYTHON=1`).
 #![deny(unsafe_code)]
 
+mod command_store;
 mod journal;
 mod libzmq;
 mod sequencer;
@@ -287,5 +288,6 @@ fn _wire(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Codec>()?;
     m.add_class::<sequencer::Sequencer>()?;
     journal::register(m)?;
+    command_store::register(m)?;
     Ok(())
 }

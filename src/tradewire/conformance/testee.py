@@ -20,6 +20,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
 import zmq
@@ -35,6 +36,7 @@ from tradewire.conformance.protocol import PROTOCOL_VERSION, read_request, write
 from tradewire.transport import (
     CommandClient,
     CommandServer,
+    CommandStoreOptions,
     CommandTimeout,
     Publisher,
     Subscriber,
@@ -42,7 +44,13 @@ from tradewire.transport import (
 
 log = logging.getLogger("tradewire.conformance.testee")
 
-BREAKS = ("drop-every-1000th-seq", "bad-field-encoding", "relay-reencode", "double-ack")
+BREAKS = (
+    "drop-every-1000th-seq",
+    "bad-field-encoding",
+    "relay-reencode",
+    "double-ack",
+    "forget-commands",
+)
 KILL_SWITCH = registry.STRATEGY_COMMAND_TYPE.cls.KILL_SWITCH
 RESUME = registry.STRATEGY_COMMAND_TYPE.cls.RESUME_TRADING
 APPLIED = registry.COMMAND_ACK_TYPE.cls.APPLIED
@@ -288,8 +296,11 @@ class CommandServerRole(Role):
     def __init__(self, start: pb.StartRole, breaks: set[str]) -> None:
         self.applied: list[str] = []
         self.kill = False
+        store = None
+        if start.state_dir and "forget-commands" not in breaks:
+            store = CommandStoreOptions(Path(start.state_dir) / "commands.sqlite")
         self.server: CommandServer[Any, Any] = CommandServer(
-            start.endpoint, self._apply, channel=registry.COMMANDS
+            start.endpoint, self._apply, channel=registry.COMMANDS, store=store
         )
         if "double-ack" in breaks:
             self.server._socket = _TwiceSocket(self.server._socket)  # type: ignore[assignment]

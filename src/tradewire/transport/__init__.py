@@ -5,6 +5,7 @@ The generated typed clients in `tradewire.channels` are thin subclasses that bin
 """
 
 from tradewire.transport._base import Received, Stats, TransportEvent, control_endpoint
+from tradewire.transport.command_store import CommandState, CommandStoreOptions
 from tradewire.transport.commands import CommandClient, CommandServer, CommandTimeout
 from tradewire.transport.journal import JournalOptions
 from tradewire.transport.publisher import Publisher
@@ -14,6 +15,8 @@ from tradewire.transport.subscriber import Subscriber, SubscribeTimeout
 __all__ = [
     "CommandClient",
     "CommandServer",
+    "CommandState",
+    "CommandStoreOptions",
     "CommandTimeout",
     "CurveClient",
     "CurveKeyPair",

@@ -51,6 +51,8 @@ class Stats:
     subscriber, kept for replay; WIRE.md 8.5). `journaled` / `replayed_from_journal` /
     `journal_errors` (publishers with a journal): frames appended, frames of `replayed`
     read from the journal, and fsync/retention errors of the control thread.
+    `store_errors` (command servers with a store): commands left unanswered because the
+    store could not be read or written (the client retries).
     """
 
     sent: int = 0
@@ -81,6 +83,7 @@ class Stats:
     journaled: int = 0
     replayed_from_journal: int = 0
     journal_errors: int = 0
+    store_errors: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)

@@ -1,4 +1,12 @@
-"""Acknowledged commands over DEALER/ROUTER (WIRE.md 7.5)."""
+"""Acknowledged commands over DEALER/ROUTER (WIRE.md 7.5).
+
+A server given a store (`store=CommandStoreOptions(path)`, see
+`tradewire.transport.command_store` for what a handler is guaranteed) remembers the ids
+it applied, with the ack it sent, for the store's time window and across restarts;
+without one it remembers the last `dedupe_window` ids in memory. Either way a command with
+an empty `command_id` is answered REJECTED (`NO_ID_REASON`) and never applied: without an
+id a retry cannot be told from a new command.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import zmq
 from google.protobuf.message import Message
@@ -25,6 +33,7 @@ from tradewire.transport._base import (
     now_ns,
     resolve_channel,
 )
+from tradewire.transport.command_store import CommandState, CommandStoreOptions
 from tradewire.transport.security import (
     CurveClient,
     CurveServer,
@@ -33,10 +42,18 @@ from tradewire.transport.security import (
 )
 from tradewire.transport.security import log as security_log
 
+if TYPE_CHECKING:
+    from tradewire._wire import CommandStore
+
 log = logging.getLogger("tradewire.transport")
 
 Req = TypeVar("Req", bound=Message)
 Rep = TypeVar("Rep", bound=Message)
+
+
+NO_ID_REASON = (
+    "command_id is empty: a command server applies only commands with an id (retries reuse it)"
+)
 
 
 class CommandTimeout(TimeoutError):
@@ -188,6 +205,7 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
         channel: Channel[Req] | None = None,
         context: zmq.Context[Any] | None = None,
         dedupe_window: int = 10_000,
+        store: CommandStoreOptions | None = None,
         curve: CurveServer | None = None,
         linger_ms: int = DEFAULT_LINGER_MS,
         max_payload: int = wire.DEFAULT_MAX_PAYLOAD,
@@ -196,7 +214,11 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
         """Commands over `max_payload` bytes are rejected (libzmq drops the connection of a
         peer sending a frame too large to be valid, before buffering it). Rejected frames
         and refused CURVE handshakes are counted by kind (`stats.rejected`,
-        `stats.curve_refused`) and logged at most once per `warn_interval` seconds each."""
+        `stats.curve_refused`) and logged at most once per `warn_interval` seconds each.
+
+        `store`: keep applied ids and their acks durably (module docstring); the handler's
+        durable state is then `self.state`. Without it the last `dedupe_window` ids are
+        remembered in memory, and `self.state` is None."""
         if curve is not None and context is None:
             context = zmq.Context()  # its own ZAP handler: one authenticator per context
             self._own_context: zmq.Context[Any] | None = context
@@ -224,6 +246,23 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
         self._cls: type[Req] = self.channel.message.cls
         self._applied: OrderedDict[str, Rep] = OrderedDict()
         self._window = dedupe_window
+        reply = self.channel.reply
+        if reply is None:
+            self.close()
+            raise ValueError(f"command channel {self.channel.name!r} declares no reply")
+        self._reply_cls: type[Rep] = reply.cls  # type: ignore[assignment]
+        self._store_warn = WarnLimiter(
+            log, f"command store errors on {self.channel.name}", warn_interval
+        )
+        self._store: CommandStore | None = None
+        self.state: CommandState | None = None
+        if store is not None:  # opened once bound: a second server fails before touching it
+            try:
+                self._store = store.open()
+            except BaseException:
+                self.close()
+                raise
+            self.state = CommandState(self._store)
 
     def close(self) -> None:
         if self._auth is not None:
@@ -232,6 +271,11 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
             self._auth = None
         self._warn.flush()
         self._curve_warn.flush()
+        store = getattr(self, "_store", None)
+        if store is not None:
+            self._store_warn.flush()
+            store.close()
+            self._store = None
         super().close()
         if self._own_context is not None:
             self._own_context.term()
@@ -242,11 +286,13 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
         wait_ms = -1 if timeout is None else int(timeout * 1000)
         if self._auth is None:
             if not self._socket.poll(wait_ms, zmq.POLLIN):
+                self._prune()
                 return False
         else:
             ready = dict(self._both.poll(wait_ms))
             self._check_curve()
             if self._socket not in ready:
+                self._prune()
                 return False
         parts = self._socket.recv_multipart()
         if len(parts) != 2:
@@ -260,6 +306,8 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
             return True
         self.stats.received += 1
         ack = self._ack_for(command)
+        if ack is None:
+            return True  # the store failed: no ack, the client retries
         reply = wire.encode_message(
             self.channel.name, ack, publisher_id=self.server_id, seq=0, send_ts_ns=now_ns()
         )
@@ -315,22 +363,72 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
         finally:
             loop.remove_reader(fd)
 
-    def _ack_for(self, command: Req) -> Rep:
+    def _prune(self) -> None:
+        """Idle: expire a bounded batch of old ids."""
+        if self._store is not None:
+            try:
+                self._store.prune(time.time_ns() // 1000)
+            except OSError as exc:
+                self._store_warn.warn("prune", str(exc))
+
+    def _refusal(self) -> Rep:
+        ack = self._reply_cls()
+        fields = ack.DESCRIPTOR.fields_by_name
+        if "outcome" in fields:
+            ack.outcome = fields["outcome"].enum_type.values_by_name["REJECTED"].number  # type: ignore[attr-defined, union-attr]
+        if "reason" in fields:
+            ack.reason = NO_ID_REASON  # type: ignore[attr-defined]
+        if "engine_timestamp_us" in fields:
+            ack.engine_timestamp_us = now_ns() // 1000  # type: ignore[attr-defined]
+        return ack
+
+    def _repeat(self, first: Rep) -> Rep:
+        self.stats.duplicates += 1
+        repeat = type(first)()
+        repeat.CopyFrom(first)
+        if "duplicate" in repeat.DESCRIPTOR.fields_by_name:
+            repeat.duplicate = True  # type: ignore[attr-defined]
+        return repeat
+
+    def _store_failed(self, exc: OSError) -> None:
+        self.stats.store_errors += 1
+        self._store_warn.warn("store", str(exc))
+
+    def _ack_for(self, command: Req) -> Rep | None:
         command_id: str = command.command_id  # type: ignore[attr-defined]
-        if command_id and command_id in self._applied:
-            self.stats.duplicates += 1
-            repeat = type(self._applied[command_id])()
-            repeat.CopyFrom(self._applied[command_id])
-            if "duplicate" in repeat.DESCRIPTOR.fields_by_name:
-                repeat.duplicate = True  # type: ignore[attr-defined]
-            return repeat
-        ack = self._handler(command)
+        if not command_id:
+            self._reject("no_command_id", "a command with an empty command_id")
+            return self._refusal()
+        store, state = self._store, self.state
+        if store is not None:
+            try:
+                found = store.lookup(command_id, time.time_ns() // 1000)
+            except OSError as exc:
+                self._store_failed(exc)
+                return None
+            if found is not None:
+                return self._repeat(self._reply_cls.FromString(found[0]))
+        elif command_id in self._applied:
+            return self._repeat(self._applied[command_id])
+        if state is not None:
+            state._begin()
+        try:
+            ack = self._handler(command)
+        finally:
+            staged = state._take() if state is not None else []
         fields = ack.DESCRIPTOR.fields_by_name
         if "command_id" in fields:
             ack.command_id = command_id  # type: ignore[attr-defined]
+        applied_us = now_ns() // 1000
         if "engine_timestamp_us" in fields and not getattr(ack, "engine_timestamp_us"):  # noqa: B009
-            ack.engine_timestamp_us = now_ns() // 1000  # type: ignore[attr-defined]
-        if command_id:
+            ack.engine_timestamp_us = applied_us  # type: ignore[attr-defined]
+        if store is not None:
+            try:
+                store.record(command_id, ack.SerializeToString(), applied_us, staged)
+            except OSError as exc:
+                self._store_failed(exc)
+                return None
+        else:
             self._applied[command_id] = ack
             while len(self._applied) > self._window:
                 self._applied.popitem(last=False)

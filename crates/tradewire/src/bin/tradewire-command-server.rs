@@ -5,7 +5,17 @@
 //! ```text
 //! tradewire-command-server --endpoint E [--count N] [--duration-ms T] [--exit-on-eof]
 //!                          [--curve-secret S --curve-public P [--allow KEY]...]
+//!                          [--store PATH [--store-window-s S] [--store-fsync on|off]]
+//!                          [--handler-ms MS]
 //! ```
+//!
+//! With `--store` the applied ids and their acks are kept in that durable store
+//! (`tradewire::command_store`; window 24 h, fsync on by default): a restarted server
+//! answers a retry with the original ack, `duplicate: true`. The handler is then a
+//! durable one: each application is recorded as handler state
+//! `applications/<n, 20 digits>` = the command id, committed with the id and ack, so the
+//! store counts every application, a crash right after one included. `--handler-ms`
+//! makes every application take that long (a slow engine).
 //!
 //! Keys are Z85 (40 characters). With `--curve-secret`/`--curve-public` the server
 //! accepts only clients whose public key is given by an `--allow` (none: every client
@@ -25,13 +35,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tradewire::command_store::CommandStoreOptions;
 use tradewire::transport::{
     json_string, CommandServer, CommandServerOptions, CurveKeyPair, CurveServer,
 };
 use tradewire::v1::{command_ack::Outcome, strategy_command::CommandType};
 
+/// Handler state key prefix of the application records.
+const APPLICATIONS: &str = "applications/";
+
 const USAGE: &str = "usage: tradewire-command-server --endpoint E [--count N] \
-    [--duration-ms T] [--exit-on-eof] [--curve-secret S --curve-public P [--allow KEY]...]";
+    [--duration-ms T] [--exit-on-eof] [--curve-secret S --curve-public P [--allow KEY]...] \
+    [--store PATH [--store-window-s S] [--store-fsync on|off]] [--handler-ms MS]";
 
 struct Args {
     endpoint: String,
@@ -41,6 +56,10 @@ struct Args {
     secret: Option<String>,
     public: Option<String>,
     allow: Vec<String>,
+    store: Option<String>,
+    store_window: Duration,
+    store_fsync: bool,
+    handler_delay: Duration,
 }
 
 fn parse() -> Result<Args, String> {
@@ -52,6 +71,10 @@ fn parse() -> Result<Args, String> {
         secret: None,
         public: None,
         allow: Vec::new(),
+        store: None,
+        store_window: tradewire::command_store::DEFAULT_WINDOW,
+        store_fsync: true,
+        handler_delay: Duration::ZERO,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -72,6 +95,16 @@ fn parse() -> Result<Args, String> {
             "--curve-secret" => args.secret = Some(value),
             "--curve-public" => args.public = Some(value),
             "--allow" => args.allow.push(value),
+            "--store" => args.store = Some(value),
+            "--store-window-s" => args.store_window = Duration::from_secs(num(&value)?),
+            "--store-fsync" => {
+                args.store_fsync = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(format!("{flag} {value:?}: want on or off")),
+                }
+            }
+            "--handler-ms" => args.handler_delay = Duration::from_millis(num(&value)?),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -96,10 +129,16 @@ fn run(args: Args) -> Result<(), (u8, String)> {
         _ => None,
     };
     let secured = curve.is_some();
+    let store = args.store.as_ref().map(|path| CommandStoreOptions {
+        window: args.store_window,
+        fsync: args.store_fsync,
+        ..CommandStoreOptions::new(path)
+    });
     let mut server = CommandServer::bind_with(
         &args.endpoint,
         CommandServerOptions {
             curve,
+            store,
             ..Default::default()
         },
     )
@@ -125,6 +164,14 @@ fn run(args: Args) -> Result<(), (u8, String)> {
             eof.store(true, Ordering::Release);
         });
     }
+    // The next application number: one past the highest the store holds.
+    let mut applications = server
+        .state_items(APPLICATIONS)
+        .map_err(|e| (1, format!("store: {e}")))?
+        .last()
+        .and_then(|(key, _)| key[APPLICATIONS.len()..].parse::<u64>().ok())
+        .map_or(0, |n| n + 1);
+    let durable = args.store.is_some();
     let started = Instant::now();
     let mut applied = 0u64;
     loop {
@@ -136,7 +183,17 @@ fn run(args: Args) -> Result<(), (u8, String)> {
         }
         let mut lines = Vec::new();
         server
-            .poll(Duration::from_millis(20), |cmd| {
+            .poll_with_state(Duration::from_millis(20), |cmd, state| {
+                if !args.handler_delay.is_zero() {
+                    std::thread::sleep(args.handler_delay);
+                }
+                if durable {
+                    state.put(
+                        format!("{APPLICATIONS}{applications:020}"),
+                        cmd.command_id.as_bytes(),
+                    );
+                    applications += 1;
+                }
                 let kind = CommandType::try_from(cmd.r#type)
                     .map_or("UNKNOWN", |t| t.as_str_name())
                     .to_owned();
@@ -170,11 +227,12 @@ fn run(args: Args) -> Result<(), (u8, String)> {
         out,
         "{{\"summary\":{{\"applied\":{},\"duplicates\":{},\"rejected\":{},\
          \"rejected_by_kind\":{{{rejected_by_kind}}},\"ack_failed\":{},\
-         \"curve_accepted\":{},\"curve_rejected\":{},\"rejected_keys\":[{}]}}}}",
+         \"store_errors\":{},\"curve_accepted\":{},\"curve_rejected\":{},\"rejected_keys\":[{}]}}}}",
         s.applied,
         s.duplicates,
         s.rejected,
         s.ack_failed,
+        s.store_errors,
         server.curve_accepted(),
         server.curve_rejected(),
         keys.join(",")

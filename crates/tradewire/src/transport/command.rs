@@ -1,9 +1,18 @@
 //! Acknowledged commands: DEALER client, ROUTER server (WIRE.md §7.5).
+//!
+//! A server with a [`CommandStore`](crate::command_store) remembers the ids it applied,
+//! with the ack it sent, across restarts; without one it remembers the last
+//! `dedupe_window` ids in memory. Either way a command with an empty `command_id` is
+//! answered REJECTED and never applied: without an id a retry cannot be told from a new
+//! command.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use prost::Message;
+
 use crate::catalog::{Channel, Pattern};
+use crate::command_store::{CommandStore, CommandStoreOptions, StateWrites};
 use crate::v1::{self, command_ack::Outcome};
 use crate::wire;
 
@@ -208,8 +217,13 @@ impl std::fmt::Debug for CommandClient {
 pub struct CommandServerOptions {
     /// The command channel; the one carrying StrategyCommand when `None`.
     pub channel: Option<Channel>,
-    /// How many recent command ids are remembered for deduplication.
+    /// Without a store: how many recent command ids are remembered (in memory) for
+    /// deduplication.
     pub dedupe_window: usize,
+    /// The durable applied-command store: ids (and the ack sent) are remembered for its
+    /// time window and across restarts, and a handler's [`StateWrites`] commit with them.
+    /// `None`: the in-memory window only (a restarted server forgets every id).
+    pub store: Option<CommandStoreOptions>,
     /// Socket linger on close.
     pub linger: Duration,
     /// ZMQ context to use; a new one when `None`. A CURVE server runs its ZAP handler
@@ -230,6 +244,7 @@ impl Default for CommandServerOptions {
         CommandServerOptions {
             channel: None,
             dedupe_window: 10_000,
+            store: None,
             linger: DEFAULT_LINGER,
             context: None,
             curve: None,
@@ -248,11 +263,19 @@ pub struct CommandServerStats {
     pub duplicates: u64,
     /// Frames rejected (bad framing, malformed, other type).
     pub rejected: u64,
-    /// `rejected` by kind: a WIRE.md error kind, `bad_framing` or `wrong_channel`.
+    /// `rejected` by kind: a WIRE.md error kind, `bad_framing`, `wrong_channel` or
+    /// `no_command_id` (a command with an empty id, answered REJECTED, not applied).
     pub rejected_by_kind: BTreeMap<&'static str, u64>,
     /// Acknowledgements that could not be sent (client gone).
     pub ack_failed: u64,
+    /// Commands left unanswered because the store could not be read or written (the
+    /// client retries; a handler that ran is called again for the retry).
+    pub store_errors: u64,
 }
+
+/// The reason of the REJECTED ack of a command without an id.
+pub const NO_ID_REASON: &str =
+    "command_id is empty: a command server applies only commands with an id (retries reuse it)";
 
 /// Applies each StrategyCommand id once and acknowledges every copy.
 pub struct CommandServer {
@@ -263,6 +286,9 @@ pub struct CommandServer {
     window: usize,
     seen: HashMap<String, v1::CommandAck>,
     order: VecDeque<String>,
+    store: Option<CommandStore>,
+    writes: StateWrites,
+    store_warn: WarnLimiter,
     max_payload: usize,
     stats: CommandServerStats,
     warn: WarnLimiter,
@@ -292,6 +318,9 @@ impl CommandServer {
             None => None,
         };
         router.bind(endpoint)?;
+        // Opened once bound: a second server on the endpoint fails to bind before it
+        // touches the store of the first.
+        let store = options.store.as_ref().map(CommandStore::open).transpose()?;
         if let Some(zap) = &zap {
             if let Ok(Ok(bound)) = router.get_last_endpoint() {
                 zap.set_endpoint(bound);
@@ -305,6 +334,12 @@ impl CommandServer {
             window: options.dedupe_window.max(1),
             seen: HashMap::new(),
             order: VecDeque::new(),
+            store,
+            writes: StateWrites::new(),
+            store_warn: WarnLimiter::new(
+                format!("command store errors on {}", channel.name),
+                options.warn_interval,
+            ),
             max_payload: options.max_payload,
             stats: CommandServerStats::default(),
             warn: WarnLimiter::new(
@@ -323,7 +358,25 @@ impl CommandServer {
     where
         F: FnMut(&v1::StrategyCommand) -> (Outcome, String),
     {
+        self.poll_with_state(timeout, |command, _| handler(command))
+    }
+
+    /// As [`poll`](Self::poll), for a handler whose state lives in the store: what it
+    /// writes into the [`StateWrites`] it is given commits in the same transaction as the
+    /// command's id and ack, before the ack is sent, so the effect and the record of the
+    /// command survive a crash together or not at all (read the state back with
+    /// [`state`](Self::state) after a restart). Without a store the writes are dropped.
+    pub fn poll_with_state<F>(&mut self, timeout: Duration, mut handler: F) -> Result<usize>
+    where
+        F: FnMut(&v1::StrategyCommand, &mut StateWrites) -> (Outcome, String),
+    {
         if self.router.poll(zmq::POLLIN, millis_i64(timeout))? == 0 {
+            if let Some(store) = &mut self.store {
+                // Idle: expire a bounded batch of old ids.
+                if let Err(e) = store.prune(now_us()) {
+                    self.store_warn.warn("prune", || e.to_string());
+                }
+            }
             return Ok(0);
         }
         let mut handled = 0;
@@ -336,7 +389,7 @@ impl CommandServer {
 
     fn handle<F>(&mut self, parts: &[Vec<u8>], handler: &mut F)
     where
-        F: FnMut(&v1::StrategyCommand) -> (Outcome, String),
+        F: FnMut(&v1::StrategyCommand, &mut StateWrites) -> (Outcome, String),
     {
         let [identity, frame] = parts else {
             let detail = format!("{} frames, expected identity + 1", parts.len());
@@ -354,28 +407,19 @@ impl CommandServer {
             Ok(command) => command,
             Err(e) => return self.reject(e.kind(), e.to_string()),
         };
-        let ack = match self.seen.get(&command.command_id) {
-            Some(first) if !command.command_id.is_empty() => {
-                self.stats.duplicates += 1;
-                v1::CommandAck {
-                    duplicate: true,
-                    ..first.clone()
-                }
+        let ack = if command.command_id.is_empty() {
+            self.reject("no_command_id", "a command with an empty command_id".into());
+            v1::CommandAck {
+                command_id: String::new(),
+                outcome: Outcome::Rejected as i32,
+                reason: NO_ID_REASON.into(),
+                engine_timestamp_us: now_us(),
+                duplicate: false,
             }
-            _ => {
-                let (outcome, reason) = handler(&command);
-                self.stats.applied += 1;
-                let ack = v1::CommandAck {
-                    command_id: command.command_id.clone(),
-                    outcome: outcome as i32,
-                    reason,
-                    engine_timestamp_us: now_us(),
-                    duplicate: false,
-                };
-                if !command.command_id.is_empty() {
-                    self.remember(command.command_id.clone(), ack.clone());
-                }
-                ack
+        } else {
+            match self.ack_for(&command, handler) {
+                Some(ack) => ack,
+                None => return, // store error: no ack, the client retries
             }
         };
         let mut out = Vec::new();
@@ -401,6 +445,65 @@ impl CommandServer {
         }
     }
 
+    /// The ack of a command with an id: the first one again for a known id, else the
+    /// handler's, recorded before it is returned. None when the store failed.
+    fn ack_for<F>(
+        &mut self,
+        command: &v1::StrategyCommand,
+        handler: &mut F,
+    ) -> Option<v1::CommandAck>
+    where
+        F: FnMut(&v1::StrategyCommand, &mut StateWrites) -> (Outcome, String),
+    {
+        let id = &command.command_id;
+        let first = match &mut self.store {
+            Some(store) => match store.lookup(id, now_us()) {
+                Ok(found) => match found.map(|c| v1::CommandAck::decode(c.ack.as_slice())) {
+                    Some(Ok(ack)) => Some(ack),
+                    Some(Err(e)) => return self.store_failed(format!("stored ack of {id}: {e}")),
+                    None => None,
+                },
+                Err(e) => return self.store_failed(e.to_string()),
+            },
+            None => self.seen.get(id).cloned(),
+        };
+        if let Some(first) = first {
+            self.stats.duplicates += 1;
+            return Some(v1::CommandAck {
+                duplicate: true,
+                ..first
+            });
+        }
+        self.writes.clear();
+        let (outcome, reason) = handler(command, &mut self.writes);
+        self.stats.applied += 1;
+        let applied_us = now_us();
+        let ack = v1::CommandAck {
+            command_id: id.clone(),
+            outcome: outcome as i32,
+            reason,
+            engine_timestamp_us: applied_us,
+            duplicate: false,
+        };
+        match &mut self.store {
+            Some(store) => {
+                let recorded = store.record(id, &ack.encode_to_vec(), applied_us, &self.writes);
+                self.writes.clear();
+                if let Err(e) = recorded {
+                    return self.store_failed(e.to_string());
+                }
+            }
+            None => self.remember(id.clone(), ack.clone()),
+        }
+        Some(ack)
+    }
+
+    fn store_failed(&mut self, detail: String) -> Option<v1::CommandAck> {
+        self.stats.store_errors += 1;
+        self.store_warn.warn("store", || detail);
+        None
+    }
+
     fn reject(&mut self, kind: &'static str, detail: String) {
         self.stats.rejected += 1;
         *self.stats.rejected_by_kind.entry(kind).or_insert(0) += 1;
@@ -420,6 +523,28 @@ impl CommandServer {
     /// The counters.
     pub fn stats(&self) -> &CommandServerStats {
         &self.stats
+    }
+
+    /// The committed value of handler state `key` (None without a store).
+    pub fn state(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match &self.store {
+            Some(store) => Ok(store.state(key)?),
+            None => Ok(None),
+        }
+    }
+
+    /// Committed handler state keys starting with `prefix`, with their values, in key
+    /// order (empty without a store).
+    pub fn state_items(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        match &self.store {
+            Some(store) => Ok(store.state_items(prefix)?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The store, when the server has one.
+    pub fn store(&mut self) -> Option<&mut CommandStore> {
+        self.store.as_mut()
     }
 
     /// The endpoint as given.

@@ -48,7 +48,7 @@ use crate::wire::WireError;
 
 pub use command::{
     CommandClient, CommandClientOptions, CommandClientStats, CommandServer, CommandServerOptions,
-    CommandServerStats,
+    CommandServerStats, NO_ID_REASON,
 };
 pub use publisher::{Publisher, PublisherOptions, PublisherStats};
 pub use security::{curve_available, CurveClient, CurveKeyPair, CurveServer};
@@ -175,6 +175,9 @@ pub enum TransportError {
     /// The endpoint or channel configuration is not usable.
     #[error("configuration: {0}")]
     Config(String),
+    /// A command server's store could not be opened or used.
+    #[error("{0}")]
+    Store(#[from] crate::command_store::StoreError),
 }
 
 /// A ZeroMQ context to share between endpoints of one process (needed for `inproc://`,

@@ -18,6 +18,11 @@ impl TempDir {
         TempDir(dir)
     }
 
+    #[allow(dead_code)] // not every test file uses it
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
     pub fn endpoint(&self, name: &str) -> String {
         format!("ipc://{}/{name}", self.0.display())
     }

@@ -249,3 +249,19 @@ pub fn journal_options(
         fsync: FsyncPolicy::parse(&j.fsync, interval).unwrap_or(FsyncPolicy::Never),
     })
 }
+
+/// The durable command store options of `[command_store]` for the command server bound at
+/// `endpoint`, or None when the store is off (as the Python twins'
+/// `cfg.command_store.options_for`).
+pub fn command_store_options(
+    cfg: &tradewire_config::Config,
+    endpoint: &str,
+) -> Option<tradewire::command_store::CommandStoreOptions> {
+    let c = &cfg.command_store;
+    let path = c.path_for(endpoint)?;
+    Some(tradewire::command_store::CommandStoreOptions {
+        window: Duration::from_secs_f64(c.window_s.max(1.0)),
+        fsync: c.fsync,
+        ..tradewire::command_store::CommandStoreOptions::new(path)
+    })
+}

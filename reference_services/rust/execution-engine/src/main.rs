@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tradewire::transport::{CommandServer, Publisher, PublisherOptions, Start, SubscriberOptions};
+use tradewire::transport::{
+    CommandServer, CommandServerOptions, Publisher, PublisherOptions, Start, SubscriberOptions,
+};
 use tradewire::v1::command_ack::Outcome;
 use tradewire::v1::{MarketData, Order, Position, StrategyCommand, TradingSignal};
 use tradewire_rules::{Engine, Limits, Nanos, Output};
@@ -118,10 +120,14 @@ fn main() {
     let (bound_tx, bound_rx) = mpsc::channel::<Result<(), String>>();
     let cmd_thread = {
         let (tx, stop, endpoint) = (tx.clone(), Arc::clone(&stop), ep.commands.clone());
+        let options = CommandServerOptions {
+            store: tradewire_services::command_store_options(&cfg, &endpoint),
+            ..Default::default()
+        };
         std::thread::Builder::new()
             .name("ee-commands".into())
             .spawn(move || {
-                let mut server = match CommandServer::bind(&endpoint) {
+                let mut server = match CommandServer::bind_with(&endpoint, options) {
                     Ok(s) => {
                         let _ = bound_tx.send(Ok(()));
                         s

@@ -158,7 +158,7 @@ class CodecError(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class StartRole(_message.Message):
-    __slots__ = ("role", "endpoint", "control_endpoint", "out_endpoint", "channel", "keys", "snapshot", "peer_timeout_ms", "heartbeat_interval_ms", "ring_size", "replay_timeout_ms", "connect_timeout_ms", "start_at", "max_payload")
+    __slots__ = ("role", "endpoint", "control_endpoint", "out_endpoint", "channel", "keys", "snapshot", "peer_timeout_ms", "heartbeat_interval_ms", "ring_size", "replay_timeout_ms", "connect_timeout_ms", "state_dir", "start_at", "max_payload")
     ROLE_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     CONTROL_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
@@ -171,6 +171,7 @@ class StartRole(_message.Message):
     RING_SIZE_FIELD_NUMBER: _ClassVar[int]
     REPLAY_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     CONNECT_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    STATE_DIR_FIELD_NUMBER: _ClassVar[int]
     START_AT_FIELD_NUMBER: _ClassVar[int]
     MAX_PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     role: Role
@@ -185,9 +186,10 @@ class StartRole(_message.Message):
     ring_size: int
     replay_timeout_ms: int
     connect_timeout_ms: int
+    state_dir: str
     start_at: StartAt
     max_payload: int
-    def __init__(self, role: _Optional[_Union[Role, str]] = ..., endpoint: _Optional[str] = ..., control_endpoint: _Optional[str] = ..., out_endpoint: _Optional[str] = ..., channel: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., snapshot: _Optional[bool] = ..., peer_timeout_ms: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., ring_size: _Optional[int] = ..., replay_timeout_ms: _Optional[int] = ..., connect_timeout_ms: _Optional[int] = ..., start_at: _Optional[_Union[StartAt, str]] = ..., max_payload: _Optional[int] = ...) -> None: ...
+    def __init__(self, role: _Optional[_Union[Role, str]] = ..., endpoint: _Optional[str] = ..., control_endpoint: _Optional[str] = ..., out_endpoint: _Optional[str] = ..., channel: _Optional[str] = ..., keys: _Optional[_Iterable[str]] = ..., snapshot: _Optional[bool] = ..., peer_timeout_ms: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., ring_size: _Optional[int] = ..., replay_timeout_ms: _Optional[int] = ..., connect_timeout_ms: _Optional[int] = ..., state_dir: _Optional[str] = ..., start_at: _Optional[_Union[StartAt, str]] = ..., max_payload: _Optional[int] = ...) -> None: ...
 
 class Ready(_message.Message):
     __slots__ = ("publisher_id",)

@@ -696,6 +696,44 @@ def _idempotency(ctx: Context) -> None:
     check(list(report.applied) == [cid], f"applied {list(report.applied)} for one command id")
 
 
+def _restart_idempotency(ctx: Context) -> None:
+    ep = ctx.endpoint()
+    state = tempfile.mkdtemp(prefix="tradewire-conformance-commands-")
+    cid = uuid.uuid4().hex
+    sock = control_dealer(ep)
+    try:
+        ctx.start(pb.COMMAND_SERVER, endpoint=ep, state_dir=state)
+        ctx.submit(serve=pb.Serve(count=1, idle_ms=1500))
+        frame = _raw_command(sock, CMD(command_id=cid, type=CMD.PAUSE_TRADING, symbol="AAPL"))
+        first = _acks_within(sock, 1.0)
+        before = ctx.report()
+        ctx.stop()
+        # the same server restarted, then the retry of a command whose ack was lost
+        ctx.start(pb.COMMAND_SERVER, endpoint=ep, state_dir=state)
+        ctx.submit(serve=pb.Serve(count=1, idle_ms=1500))
+        sock.send(frame)
+        again = _acks_within(sock, 1.0)
+        after = ctx.report()
+        ctx.stop()
+    finally:
+        sock.close(linger=0)
+        shutil.rmtree(state, ignore_errors=True)
+    check(list(before.applied) == [cid], f"applied {list(before.applied)} before the restart")
+    check(len(first) == 1 and not first[0].duplicate, f"acks before the restart: {first}")
+    check(len(again) == 1, f"{len(again)} acks for the retry after the restart (expected 1)")
+    check(
+        list(after.applied) == [],
+        f"the restarted server applied {list(after.applied)} again (a retry of a command "
+        "applied before the restart)",
+    )
+    check(again[0].duplicate, f"the retry after the restart is not acked duplicate: {again[0]}")
+    same = ("command_id", "outcome", "reason", "engine_timestamp_us")
+    check(
+        all(getattr(again[0], f) == getattr(first[0], f) for f in same),
+        f"the retry's ack {again[0]} does not repeat the original {first[0]}",
+    )
+
+
 def _ack_once(ctx: Context) -> None:
     ep = ctx.endpoint()
     ctx.start(pb.COMMAND_SERVER, endpoint=ep)
@@ -1034,6 +1072,14 @@ def cases(unknown_field_frames: list[bytes]) -> Iterator[Case]:
         True,
         "a retried command id is applied once; the copy is acked duplicate=true",
         _idempotency,
+        srv,
+    )
+    yield Case(
+        "Transport.Command.RestartIdempotency",
+        True,
+        "a command applied before the server is stopped and started again (same state_dir) "
+        "is not applied again on retry: its retry gets the original ack, duplicate=true",
+        _restart_idempotency,
         srv,
     )
     yield Case(
