@@ -7,6 +7,7 @@
 //! command.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use prost::Message;
@@ -286,7 +287,9 @@ pub struct CommandServer {
     window: usize,
     seen: HashMap<String, v1::CommandAck>,
     order: VecDeque<String>,
-    store: Option<CommandStore>,
+    /// Shared with [`CommandServer::shared_store`] holders: the lock is taken per store
+    /// call, never across the handler.
+    store: Option<Arc<Mutex<CommandStore>>>,
     writes: StateWrites,
     store_warn: WarnLimiter,
     max_payload: usize,
@@ -320,7 +323,12 @@ impl CommandServer {
         router.bind(endpoint)?;
         // Opened once bound: a second server on the endpoint fails to bind before it
         // touches the store of the first.
-        let store = options.store.as_ref().map(CommandStore::open).transpose()?;
+        let store = options
+            .store
+            .as_ref()
+            .map(CommandStore::open)
+            .transpose()?
+            .map(|s| Arc::new(Mutex::new(s)));
         if let Some(zap) = &zap {
             if let Ok(Ok(bound)) = router.get_last_endpoint() {
                 zap.set_endpoint(bound);
@@ -371,9 +379,9 @@ impl CommandServer {
         F: FnMut(&v1::StrategyCommand, &mut StateWrites) -> (Outcome, String),
     {
         if self.router.poll(zmq::POLLIN, millis_i64(timeout))? == 0 {
-            if let Some(store) = &mut self.store {
+            if let Some(store) = &self.store {
                 // Idle: expire a bounded batch of old ids.
-                if let Err(e) = store.prune(now_us()) {
+                if let Err(e) = lock(store).prune(now_us()) {
                     self.store_warn.warn("prune", || e.to_string());
                 }
             }
@@ -456,8 +464,9 @@ impl CommandServer {
         F: FnMut(&v1::StrategyCommand, &mut StateWrites) -> (Outcome, String),
     {
         let id = &command.command_id;
-        let first = match &mut self.store {
-            Some(store) => match store.lookup(id, now_us()) {
+        let looked_up = self.store.as_ref().map(|s| lock(s).lookup(id, now_us()));
+        let first = match looked_up {
+            Some(looked_up) => match looked_up {
                 Ok(found) => match found.map(|c| v1::CommandAck::decode(c.ack.as_slice())) {
                     Some(Ok(ack)) => Some(ack),
                     Some(Err(e)) => return self.store_failed(format!("stored ack of {id}: {e}")),
@@ -485,9 +494,10 @@ impl CommandServer {
             engine_timestamp_us: applied_us,
             duplicate: false,
         };
-        match &mut self.store {
+        match &self.store {
             Some(store) => {
-                let recorded = store.record(id, &ack.encode_to_vec(), applied_us, &self.writes);
+                let recorded =
+                    lock(store).record(id, &ack.encode_to_vec(), applied_us, &self.writes);
                 self.writes.clear();
                 if let Err(e) = recorded {
                     return self.store_failed(e.to_string());
@@ -528,7 +538,7 @@ impl CommandServer {
     /// The committed value of handler state `key` (None without a store).
     pub fn state(&self, key: &str) -> Result<Option<Vec<u8>>> {
         match &self.store {
-            Some(store) => Ok(store.state(key)?),
+            Some(store) => Ok(lock(store).state(key)?),
             None => Ok(None),
         }
     }
@@ -537,14 +547,23 @@ impl CommandServer {
     /// order (empty without a store).
     pub fn state_items(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         match &self.store {
-            Some(store) => Ok(store.state_items(prefix)?),
+            Some(store) => Ok(lock(store).state_items(prefix)?),
             None => Ok(Vec::new()),
         }
     }
 
-    /// The store, when the server has one.
-    pub fn store(&mut self) -> Option<&mut CommandStore> {
-        self.store.as_mut()
+    /// The store, when the server has one, locked for the caller.
+    pub fn store(&mut self) -> Option<MutexGuard<'_, CommandStore>> {
+        self.store.as_ref().map(|s| lock(s))
+    }
+
+    /// The store, when the server has one, for another thread: e.g. a service committing
+    /// state that changes outside commands ([`CommandStore::write_state`]) in the same
+    /// file as the commands' records. The server locks it only inside its own store calls
+    /// (lookup, record, prune), never while the handler runs, so a handler may wait for a
+    /// thread that holds it.
+    pub fn shared_store(&self) -> Option<Arc<Mutex<CommandStore>>> {
+        self.store.clone()
     }
 
     /// The endpoint as given.
@@ -595,4 +614,10 @@ impl std::fmt::Debug for CommandServer {
             .field("endpoint", &self.endpoint)
             .finish()
     }
+}
+
+/// The store behind its lock. A holder that panicked leaves a usable connection: each store
+/// call is one SQLite transaction, rolled back when unfinished.
+fn lock(store: &Mutex<CommandStore>) -> MutexGuard<'_, CommandStore> {
+    store.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -3,7 +3,7 @@
 //! and SIGINT, ipc cleanup, subscriptions that wait for their publisher, latency summaries.
 //! Their rules are the crate `tradewire-rules`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,19 +31,31 @@ pub fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// Command-line arguments: `--config PATH` plus the service's own `--flag VALUE`s.
+/// Command-line arguments: `--config PATH` plus the service's own `--flag VALUE`s and
+/// `--switch`es.
 #[derive(Debug, Default)]
 pub struct Args {
     pub config: Option<PathBuf>,
     pub flags: BTreeMap<String, String>,
+    pub switches: BTreeSet<String>,
 }
 
 /// Parses `--config PATH` and the `allowed` flags (each takes a value); exits 2 with a
 /// usage message on anything else.
 pub fn parse_args(service: &str, allowed: &[&str]) -> Args {
+    parse_args_with_switches(service, allowed, &[])
+}
+
+/// As [`parse_args`], also accepting the `switches` (flags without a value).
+pub fn parse_args_with_switches(service: &str, allowed: &[&str], switches: &[&str]) -> Args {
     let usage = || {
         let extra: Vec<String> = allowed.iter().map(|f| format!(" [--{f} VALUE]")).collect();
-        format!("usage: {service} [--config PATH]{}", extra.concat())
+        let sw: Vec<String> = switches.iter().map(|f| format!(" [--{f}]")).collect();
+        format!(
+            "usage: {service} [--config PATH]{}{}",
+            extra.concat(),
+            sw.concat()
+        )
     };
     let mut args = Args::default();
     let mut it = std::env::args().skip(1);
@@ -59,6 +71,13 @@ pub fn parse_args(service: &str, allowed: &[&str]) -> Args {
         let Some(flag) = name.strip_prefix("--") else {
             fail_usage(service, &format!("unexpected argument {a:?}"), &usage());
         };
+        if switches.contains(&flag) {
+            if inline.is_some() {
+                fail_usage(service, &format!("--{flag} takes no value"), &usage());
+            }
+            args.switches.insert(flag.to_owned());
+            continue;
+        }
         if flag != "config" && !allowed.contains(&flag) {
             fail_usage(service, &format!("unknown option --{flag}"), &usage());
         }
