@@ -1,6 +1,7 @@
 """The reference services as real processes (reference_services/SPEC.md): each alone in
 both languages, Rust and Python pipelines producing identical streams, the kill switch,
-risk-limit rejections with their reason, and SIGKILL + restart without duplicate orders."""
+risk-limit rejections with their reason, and SIGKILL + restart without duplicate orders
+(the engine's recovered state in detail: test_engine_recovery.py)."""
 
 from __future__ import annotations
 
@@ -639,4 +640,5 @@ def test_sigkill_and_restart_resumes_without_duplicate_orders(
     filled = col.orders(Order.FILLED)
     assert len({o.order_id for o in filled}) == len(filled)
     if victim == "execution-engine":
-        assert len({o.order_id.split("-")[0] for o in created}) == 2  # two run ids
+        # the restarted engine recovered its state: the same run, numbered on
+        assert len({o.order_id.split("-")[0] for o in created}) == 1

@@ -198,7 +198,9 @@ def main() -> int:
     ]
     life.ready()
 
-    out: list[Output] = []
+    # published first: a subscriber that missed the crashed engine's last updates holds the
+    # recovered positions at once
+    out: list[Output] = engine.position_snapshot() if restarted else []
     failed: str | None = None
     while not life.stopping():
         try:

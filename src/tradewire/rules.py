@@ -135,6 +135,11 @@ class Engine:
         """Time passes: a signal that waited its quote long enough is applied or dropped."""
         return _outputs(self._engine.on_timer(now_ns))
 
+    def position_snapshot(self) -> list[Output]:
+        """A Position update for every position held (flat ones included), in order of first
+        appearance: what a restarted engine publishes first."""
+        return _outputs(self._engine.position_snapshot())
+
     def on_command(self, command: StrategyCommand) -> tuple[CommandAck.Outcome, str, list[Output]]:
         """(outcome, reason, updates it caused: the kill switch's CANCELLED orders)."""
         outcome, reason, raw = self._engine.on_command(command.SerializeToString())

@@ -208,6 +208,13 @@ impl Engine {
         outputs(py, out)
     }
 
+    /// A Position update for every position held (see the Rust `position_snapshot`).
+    fn position_snapshot<'py>(&self, py: Python<'py>) -> Outputs<'py> {
+        let mut out = Vec::new();
+        self.inner.position_snapshot(&mut out);
+        outputs(py, out)
+    }
+
     /// (outcome number, reason, outputs).
     fn on_command<'py>(
         &mut self,

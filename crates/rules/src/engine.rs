@@ -639,6 +639,21 @@ impl Engine {
         }));
     }
 
+    /// A Position update for every symbol the engine holds a position in (flat ones
+    /// included: their realized P&L), in order of first appearance, stamped with the last
+    /// signal applied for it: what a restarted service publishes first, so subscribers that
+    /// missed updates the crashed one never got out hold the recovered positions.
+    pub fn position_snapshot(&self, out: &mut Vec<Output>) {
+        for i in 0..self.positions.len() {
+            let t = self
+                .last_t
+                .get(&self.positions[i].symbol)
+                .copied()
+                .unwrap_or(0);
+            self.publish_position(i, t, true, out);
+        }
+    }
+
     /// A strategy command: (outcome, reason). Order updates it causes (the
     /// kill switch's CANCELLED) go to `out`.
     pub fn on_command(

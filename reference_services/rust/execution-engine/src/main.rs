@@ -358,6 +358,11 @@ fn main() {
     life.ready();
 
     let mut out: Vec<Output> = Vec::new();
+    if restarted {
+        // Published first: a subscriber that missed the crashed engine's last updates holds
+        // the recovered positions at once.
+        engine.position_snapshot(&mut out);
+    }
     let mut failed: Option<String> = None;
     let started = Instant::now();
     'run: while !life.stopping() {
