@@ -34,8 +34,7 @@ use tradewire::v1::command_ack::Outcome;
 use tradewire::v1::{MarketData, Order, Position, StrategyCommand, TradingSignal};
 use tradewire_rules::{Engine, EngineState, Limits, Nanos, Output};
 use tradewire_services::{
-    ensure_ipc_dir, load_config, now_ns, parse_args_with_switches, remove_ipc, subscribe,
-    Lifecycle,
+    ensure_ipc_dir, load_config, now_ns, parse_args_with_switches, remove_ipc, subscribe, Lifecycle,
 };
 
 const NAME: &str = "execution-engine";
@@ -245,9 +244,7 @@ fn main() {
         Ok(Err(e)) => life.fail(e),
         Err(_) => life.fail("command server thread ended"),
     };
-    let store_path = store
-        .as_ref()
-        .map(|s| lock(s).path().display().to_string());
+    let store_path = store.as_ref().map(|s| lock(s).path().display().to_string());
     let limits = Limits {
         max_position_size: cfg.risk.max_position_size,
         max_daily_loss: cfg.risk.max_daily_loss,
@@ -295,9 +292,9 @@ fn main() {
                 cfg.execution.run_id.clone()
             };
             match (&store_path, fresh && stored.is_some()) {
-                (Some(p), true) => eprintln!(
-                    "{NAME}: --fresh: starting flat, the state in {p} is discarded"
-                ),
+                (Some(p), true) => {
+                    eprintln!("{NAME}: --fresh: starting flat, the state in {p} is discarded")
+                }
                 (Some(p), false) => eprintln!("{NAME}: no state in {p}: starting flat"),
                 (None, _) => eprintln!(
                     "{NAME}: command store off: starting flat, the state is not persisted"
