@@ -121,9 +121,11 @@ def test_engine_sigkill_resumes_its_state(
             assert ack.outcome == CommandAck.APPLIED, ack
             ack = client.send(SC(type=SC.KILL_SWITCH), timeout=10)
             assert ack.outcome == CommandAck.APPLIED, ack
-            kill_rejections = lambda: sum(  # noqa: E731
-                o.rejection_reason == "kill switch engaged" for o in col.orders(Order.REJECTED)
-            )
+
+            def kill_rejections() -> int:
+                rejected = col.orders(Order.REJECTED)
+                return sum(o.rejection_reason == "kill switch engaged" for o in rejected)
+
             col.wait(lambda: kill_rejections() >= 3, why="kill switch rejections")
 
             # kill -9 mid-run: signals keep coming while it is down
@@ -228,14 +230,14 @@ def test_engine_sigkill_resumes_its_state(
     realized = sum(p.realized_pnl for p in final.values())
     assert ee_summary["realized_pnl"] == pytest.approx(realized, abs=1e-9)
     with db.connect() as conn:
-        recorded = {r.symbol: r for r in conn.execute(sa.text("SELECT * FROM positions"))}
+        final_rows = {r.symbol: r for r in conn.execute(sa.text("SELECT * FROM positions"))}
         recorded_ids = {
             r[0] for r in conn.execute(sa.text("SELECT DISTINCT order_id FROM order_audit_trail"))
         }
     db.dispose()
     assert recorded_ids == set(ids)
     for symbol, p in final.items():
-        r = recorded[symbol]
+        r = final_rows[symbol]
         assert (r.quantity, r.avg_cost, r.realized_pnl) == (p.quantity, p.avg_cost, p.realized_pnl)
     print(
         f"\n{impl}: restart to ready {ready_s * 1e3:.0f} ms; recovered next order id "

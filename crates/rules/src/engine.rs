@@ -1197,6 +1197,42 @@ mod tests {
     }
 
     #[test]
+    fn position_snapshot_is_every_position_as_last_published() {
+        let mut e = Engine::new("run".into(), limits());
+        let mut last: HashMap<String, Position> = HashMap::new();
+        let steps = [
+            (1, "A", SignalType::Buy),
+            (2, "B", SignalType::Hold),
+            (3, "A", SignalType::Sell),
+            (4, "C", SignalType::Buy),
+        ];
+        for (t, s, k) in steps {
+            for o in feed(&mut e, t, s, k, 0) {
+                if let Output::Position(p) = o {
+                    last.insert(p.symbol.clone(), p);
+                }
+            }
+        }
+        let e = Engine::restore(EngineState::from_json(&e.state().to_json()).unwrap()).unwrap();
+        let mut out = Vec::new();
+        e.position_snapshot(&mut out);
+        let snap: Vec<Position> = out
+            .into_iter()
+            .map(|o| match o {
+                Output::Position(p) => p,
+                Output::Order(o) => panic!("an order in the snapshot: {o:?}"),
+            })
+            .collect();
+        // Every symbol in order of first appearance, the flat ones (A closed, B never
+        // traded) included; those published before are published again unchanged.
+        let symbols: Vec<&str> = snap.iter().map(|p| p.symbol.as_str()).collect();
+        assert_eq!(symbols, ["A", "B", "C"]);
+        assert_eq!(snap[0], last["A"]);
+        assert_eq!(snap[2], last["C"]);
+        assert_eq!((snap[1].quantity, snap[1].last_updated_us), (0.0, 2));
+    }
+
+    #[test]
     fn state_json_keeps_non_finite_limits_and_refuses_bad_states() {
         let e = Engine::new(
             "r".into(),

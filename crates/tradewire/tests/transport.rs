@@ -710,6 +710,48 @@ fn a_restarted_server_on_its_store_answers_retries_as_duplicates() {
 }
 
 #[test]
+fn a_shared_store_commits_state_from_another_thread_beside_the_commands() {
+    let dir = TempDir::new();
+    let ep = dir.endpoint("cmd");
+    let options = CommandServerOptions {
+        store: Some(CommandStoreOptions {
+            fsync: false,
+            ..CommandStoreOptions::new(dir.path().join("commands.sqlite"))
+        }),
+        ..Default::default()
+    };
+    let mut server = CommandServer::bind_with(&ep, options).unwrap();
+    let shared = server.shared_store().unwrap();
+    // Another thread writes while the server serves: both land in the one file.
+    let writer = std::thread::spawn(move || {
+        for i in 0..50 {
+            let mut w = tradewire::command_store::StateWrites::new();
+            w.put("engine", format!("v{i}").into_bytes());
+            shared.lock().unwrap().write_state(&w).unwrap();
+        }
+    });
+    let ep2 = ep.clone();
+    let sender = std::thread::spawn(move || {
+        let mut client = CommandClient::connect(&ep2).unwrap();
+        let cmd = v1::StrategyCommand {
+            command_id: "c-1".into(),
+            ..Default::default()
+        };
+        client.send(cmd, Duration::from_secs(5)).unwrap()
+    });
+    let mut applied = Vec::new();
+    serve_until(&mut server, |a| !a.is_empty(), &mut applied);
+    writer.join().unwrap();
+    assert!(!sender.join().unwrap().duplicate);
+    assert_eq!(server.state("engine").unwrap().as_deref(), Some(&b"v49"[..]));
+    assert_eq!(
+        server.state("applied/c-1").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(server.store().unwrap().len().unwrap(), 1);
+}
+
+#[test]
 fn command_without_server_times_out() {
     let dir = TempDir::new();
     let ep = dir.endpoint("cmd");
