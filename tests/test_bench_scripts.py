@@ -57,6 +57,21 @@ def test_kill_switch_under_load_reports_ack_latency(bench_bin: Path, tmp_path: P
     assert r["market_data_received"] > 0
 
 
+@pytest.mark.parametrize("lang", ["rust", "py"])
+def test_command_store_rows_compare_with_memory(bench_bin: Path, tmp_path: Path, lang: str) -> None:
+    r = rt.command_ack_latency(
+        lang, "off", f"ipc://{tmp_path}/c", tmp_path / "c.sqlite", 200, 1000.0
+    )
+    _percentiles_ok(r, 200)
+    assert (tmp_path / "c.sqlite").exists()  # the server kept its applied ids there
+    rows = [
+        {"case": "memory", "rate": 1000.0, **r},
+        {"case": "store", "rate": 1000.0, **r, "ratio_p50": 1.0, "ratio_p99": 1.0},
+    ]
+    table = rt.command_store_markdown(rows)
+    assert "| store | 1,000 | 200 |" in table and "p99 vs memory" in table
+
+
 def test_codec_markdown_and_goals(bench_bin: Path) -> None:
     codec = rt.envelope_codec(500)
     assert [c["bytes"] for c in codec] == [codec[0]["bytes"]] * 2  # the same frame

@@ -103,20 +103,7 @@ impl CommandStoreOptions {
 /// `<temp dir>/tradewire/commands/<endpoint, chars outside [A-Za-z0-9._-] as _>.sqlite`,
 /// beside the journals' default (`tradewire::journal::default_dir`).
 pub fn default_path(endpoint: &str) -> PathBuf {
-    let name: String = endpoint
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    std::env::temp_dir()
-        .join("tradewire")
-        .join("commands")
-        .join(format!("{name}.sqlite"))
+    crate::journal::default_state_path("commands", endpoint, ".sqlite")
 }
 
 /// A command found in the store.

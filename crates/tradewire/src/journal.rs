@@ -151,6 +151,12 @@ impl JournalOptions {
 /// `<temp dir>/tradewire/journal/<endpoint with every char outside [A-Za-z0-9._-] as _>`
 /// (not next to an ipc socket: services leave their socket directory empty on exit).
 pub fn default_dir(endpoint: &str) -> PathBuf {
+    default_state_path("journal", endpoint, "")
+}
+
+/// `<temp dir>/tradewire/<kind>/<endpoint, chars outside [A-Za-z0-9._-] as _><suffix>`:
+/// where a process keeps durable state of an endpoint when no path is configured.
+pub(crate) fn default_state_path(kind: &str, endpoint: &str, suffix: &str) -> PathBuf {
     let name: String = endpoint
         .chars()
         .map(|c| {
@@ -163,8 +169,8 @@ pub fn default_dir(endpoint: &str) -> PathBuf {
         .collect();
     std::env::temp_dir()
         .join("tradewire")
-        .join("journal")
-        .join(name)
+        .join(kind)
+        .join(format!("{name}{suffix}"))
 }
 
 /// What the journal holds of one publisher id.

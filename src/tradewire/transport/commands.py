@@ -40,7 +40,6 @@ from tradewire.transport.security import (
     secure_client,
     secure_server,
 )
-from tradewire.transport.security import log as security_log
 
 if TYPE_CHECKING:
     from tradewire._wire import CommandStore
@@ -228,12 +227,12 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
         self.channel: Channel[Req] = resolve_channel(self, channel, Pattern.COMMAND)
         self._max_payload = max_payload
         self._warn = WarnLimiter(log, f"rejected commands on {self.channel.name}", warn_interval)
-        # on the security logger: refusals stay visible when transport warnings are silenced
-        self._curve_warn = WarnLimiter(
-            security_log, f"refused CURVE clients at {endpoint}", warn_interval
-        )
         self._socket = self._socket_of(zmq.ROUTER, max_payload)
-        self._auth = secure_server(self._socket, curve, endpoint) if curve is not None else None
+        self._auth = (
+            secure_server(self._socket, curve, endpoint, self.stats.curve_refused, warn_interval)
+            if curve is not None
+            else None
+        )
         self._both = self._poller()
         self._handler = handler
         try:
@@ -266,11 +265,9 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
 
     def close(self) -> None:
         if self._auth is not None:
-            self._check_curve()
             self._auth.stop()
             self._auth = None
         self._warn.flush()
-        self._curve_warn.flush()
         store = getattr(self, "_store", None)
         if store is not None:
             self._store_warn.flush()
@@ -329,11 +326,7 @@ class CommandServer(Endpoint, Generic[Req, Rep]):
     def _check_curve(self) -> None:
         """Counts and logs the CURVE handshakes refused since the last look."""
         if self._auth is not None:
-            self._auth.drain(self._refused)
-
-    def _refused(self, kind: str, detail: str) -> None:
-        self.stats.curve_refused[kind] += 1
-        self._curve_warn.warn(kind, detail)
+            self._auth.check()
 
     def curve_refusals(self) -> dict[str, int]:
         """Refused CURVE handshakes by kind, up to now (reads the monitor first)."""

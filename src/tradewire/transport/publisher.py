@@ -34,7 +34,6 @@ from tradewire.transport._base import (
 )
 from tradewire.transport.journal import JournalOptions
 from tradewire.transport.security import CurveGuard, CurveServer, secure_server
-from tradewire.transport.security import log as security_log
 
 if TYPE_CHECKING:
     from tradewire._wire import Journal, JournalRange
@@ -163,12 +162,14 @@ class Publisher(Endpoint, Generic[M]):
         self._control.setsockopt(zmq.SNDHWM, max(1, control_sndhwm))
         self._control.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a full peer queue: EAGAIN, no drop
         self._auth: CurveGuard | None = None
-        # on the security logger: refusals stay visible when transport warnings are silenced
-        self._curve_warn = WarnLimiter(
-            security_log, f"refused CURVE clients at {self.control_endpoint}", warn_interval
-        )
         if control_curve is not None:
-            self._auth = secure_server(self._control, control_curve, self.control_endpoint)
+            self._auth = secure_server(
+                self._control,
+                control_curve,
+                self.control_endpoint,
+                self.stats.curve_refused,
+                warn_interval,
+            )
         self._max_payload = max_payload
         self._max_active = max(1, max_active_replays)
         self._max_queued = max(1, max_queued_replays)
@@ -270,23 +271,12 @@ class Publisher(Endpoint, Generic[M]):
 
     def _close_sockets(self) -> None:
         if self._auth is not None:
-            self._check_curve()
             self._auth.stop()
             self._auth = None
-        self._curve_warn.flush()
         super().close()
         if self._own_context is not None:
             self._own_context.term()
             self._own_context = None
-
-    def _check_curve(self) -> None:
-        """Counts and logs the CURVE handshakes refused since the last look."""
-        if self._auth is not None:
-            self._auth.drain(self._refused)
-
-    def _refused(self, kind: str, detail: str) -> None:
-        self.stats.curve_refused[kind] += 1
-        self._curve_warn.warn(kind, detail)
 
     def curve_refusals(self) -> dict[str, int]:
         """Refused CURVE handshakes at the control socket by kind, up to now."""
@@ -305,7 +295,7 @@ class Publisher(Endpoint, Generic[M]):
             try:
                 ready = dict(poller.poll(0 if busy else 5))
                 if self._auth is not None and self._auth.monitor in ready:
-                    self._check_curve()
+                    self._auth.check()
                 if self._control in ready:
                     for _ in range(64):
                         try:

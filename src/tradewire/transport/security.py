@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
+
+from tradewire.transport._base import WarnLimiter
 
 log = logging.getLogger("tradewire.security")
 
@@ -77,10 +79,21 @@ def refusal_kind(event: int, value: int) -> str:
 class CurveGuard:
     """A CURVE server's authenticator and the monitor that sees every refused handshake:
     clients without CURVE and clients with the wrong server key never reach ZAP, so only
-    the socket's monitor events tell of them."""
+    the socket's monitor events tell of them. Refusals are counted by kind in `counts` and
+    logged at most once per `warn_interval` seconds."""
 
-    def __init__(self, sock: zmq.Socket[Any], curve: CurveServer, endpoint: str) -> None:
+    def __init__(
+        self,
+        sock: zmq.Socket[Any],
+        curve: CurveServer,
+        endpoint: str,
+        counts: Counter[str],
+        warn_interval: float,
+    ) -> None:
         self.endpoint = endpoint
+        self._counts = counts
+        # on the security logger: refusals stay visible when transport warnings are silenced
+        self._warn = WarnLimiter(log, f"refused CURVE clients at {endpoint}", warn_interval)
         self._allow = _AllowList(curve.allowed_clients)
         self.auth = ThreadAuthenticator(sock.context, log=log)
         self.auth.start()
@@ -90,8 +103,9 @@ class CurveGuard:
         sock.curve_publickey = curve.keys.public
         self.monitor: zmq.Socket[Any] = sock.get_monitor_socket(_REFUSAL_EVENTS)
 
-    def drain(self, refused: Callable[[str, str], None]) -> None:
-        """Calls `refused(kind, detail)` for every refusal the monitor reported."""
+    def check(self) -> None:
+        """Counts and logs every refusal the monitor reported since the last look (call it
+        from the thread that owns the socket)."""
         while self.monitor.poll(0):
             event = recv_monitor_message(self.monitor)
             kind = refusal_kind(int(event["event"]), int(event["value"]))
@@ -101,17 +115,27 @@ class CurveGuard:
                 "no_curve": "rejected a client without CURVE",
                 "bad_server_key": "rejected a CURVE client that has the wrong server key",
             }.get(kind, f"handshake protocol error {int(event['value']):#x}")
-            refused(kind, f"{detail} on {self.endpoint}")
+            self._counts[kind] += 1
+            self._warn.warn(kind, f"{detail} on {self.endpoint}")
 
     def stop(self) -> None:
+        self.check()
         self.monitor.close(linger=0)
         self.auth.stop()
+        self._warn.flush()
 
 
-def secure_server(sock: zmq.Socket[Any], curve: CurveServer, endpoint: str) -> CurveGuard:
-    """Make `sock` a CURVE server that only lets `curve.allowed_clients` in. The
-    authenticator runs on the socket's context: give each secured server its own context."""
-    return CurveGuard(sock, curve, endpoint)
+def secure_server(
+    sock: zmq.Socket[Any],
+    curve: CurveServer,
+    endpoint: str,
+    counts: Counter[str],
+    warn_interval: float,
+) -> CurveGuard:
+    """Make `sock` a CURVE server that only lets `curve.allowed_clients` in, counting
+    refusals by kind in `counts`. The authenticator runs on the socket's context: give each
+    secured server its own context."""
+    return CurveGuard(sock, curve, endpoint, counts, warn_interval)
 
 
 def secure_client(sock: zmq.Socket[Any], curve: CurveClient) -> None:
