@@ -161,6 +161,8 @@ def test_engine_sigkill_resumes_its_state(
             started = time.monotonic()
             ee = run.start("execution-engine", impl)
             ready_s = time.monotonic() - started
+            # stderr is read on its own thread: the line may follow the ready line
+            wait_for(lambda: "run id" in "".join(ee.err), 10, "the recovery log")
             log = "".join(ee.err)
             assert "recovered state from" in log, log
             assert f"next order id {run_id}-{n_store + 1}" in log, log
@@ -192,13 +194,17 @@ def test_engine_sigkill_resumes_its_state(
                 s: (p.quantity, p.avg_cost, p.realized_pnl) for s, p in last_positions(col).items()
             }
             assert now == held
-            time.sleep(0.3)  # the recorder's flush interval
-            with db.connect() as conn:
-                recorded = {
-                    r.symbol: (r.quantity, r.avg_cost, r.realized_pnl)
-                    for r in conn.execute(sa.text("SELECT * FROM positions"))
-                }
-            assert recorded == held
+
+            def recorded_positions() -> dict[str, tuple[float, float, float]]:
+                with db.connect() as conn:
+                    rows = conn.execute(sa.text("SELECT * FROM positions"))
+                    return {r.symbol: (r.quantity, r.avg_cost, r.realized_pnl) for r in rows}
+
+            # the recorder follows the restarted publisher on its own schedule
+            deadline = time.monotonic() + 20
+            while recorded_positions() != held and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert recorded_positions() == held
             ack = client.send(SC(type=SC.RESUME_TRADING), timeout=10)
             assert (ack.outcome, ack.reason) == (CommandAck.APPLIED, ""), ack
             n_fills = len(col.orders(Order.FILLED))
