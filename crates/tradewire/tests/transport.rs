@@ -743,7 +743,10 @@ fn a_shared_store_commits_state_from_another_thread_beside_the_commands() {
     serve_until(&mut server, |a| !a.is_empty(), &mut applied);
     writer.join().unwrap();
     assert!(!sender.join().unwrap().duplicate);
-    assert_eq!(server.state("engine").unwrap().as_deref(), Some(&b"v49"[..]));
+    assert_eq!(
+        server.state("engine").unwrap().as_deref(),
+        Some(&b"v49"[..])
+    );
     assert_eq!(
         server.state("applied/c-1").unwrap().as_deref(),
         Some(&b"1"[..])
