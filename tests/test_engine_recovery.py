@@ -250,3 +250,50 @@ def test_engine_sigkill_resumes_its_state(
         f"{run_id}-{n_store + 1} (published up to {n_before}); realized P&L {realized_before}; "
         f"{len(ids)} orders, final {ee_summary['positions']}"
     )
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_fresh_starts_flat_on_purpose(rust_bins: Path, impl: str) -> None:  # noqa: F811
+    """A kill switch survives a clean restart too; `--fresh` discards it, and says so."""
+    from test_services_commands import engine_config
+
+    from tradewire.channels import MarketDataPublisher, OrdersSubscriber, SignalsPublisher
+    from tradewire.messages import MarketData, TradingSignal
+
+    def logged(svc: Any, text: str) -> str:
+        wait_for(lambda: text in "".join(svc.err), 10, text)
+        return "".join(svc.err)
+
+    with engine_config() as run:
+        ee = run.start("execution-engine", impl)
+        logged(ee, "starting flat")
+        with CommandsClient(run.endpoint("commands")) as client:
+            assert client.send(SC(type=SC.KILL_SWITCH), timeout=10).outcome == CommandAck.APPLIED
+        run.stop_ok(ee)
+        ee = run.start("execution-engine", impl)
+        assert "kill switch ENGAGED" in logged(ee, "recovered state from")
+        run.stop_ok(ee)
+        ee = run.start("execution-engine", impl, "--fresh")
+        log = logged(ee, "--fresh: starting flat")
+        assert "recovered state" not in log
+        with (
+            MarketDataPublisher(run.endpoint("market_data")) as md,
+            SignalsPublisher(run.endpoint("signals")) as signals,
+            OrdersSubscriber(run.endpoint("orders"), subscribe_timeout=10) as sub,
+        ):
+            assert signals.wait_for_subscribers(1, timeout=20), ee.stderr()
+            assert md.wait_for_subscribers(1, timeout=20), ee.stderr()
+            md.publish(MarketData(symbol="A", timestamp_us=1, bid=99.0, ask=101.0, price=100))
+            signals.publish(TradingSignal(symbol="A", signal=TradingSignal.BUY, timestamp_us=1))
+            statuses = []
+            while Order.FILLED not in statuses and Order.REJECTED not in statuses:
+                got = sub.recv(timeout=10)
+                assert got is not None, ee.stderr()
+                statuses.append(got.message.status)
+            assert statuses[-1] == Order.FILLED  # the kill switch went with the state
+        run.stop_ok(ee)
+        # and the flat state is what the store holds now
+        ee = run.start("execution-engine", impl)
+        log = logged(ee, "recovered state from")
+        assert "kill switch off" in log and "next order id c-2" in log, log
+        run.stop_ok(ee)
