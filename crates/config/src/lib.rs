@@ -229,6 +229,26 @@ impl Default for Journal {
     }
 }
 
+/// `<temp dir>/tradewire/<kind>/<endpoint, chars outside [A-Za-z0-9._-] as _><suffix>`,
+/// as `tradewire::journal::default_state_path` names it (this crate does not depend on
+/// tradewire): the default place of a journal or command store.
+fn default_state_path(kind: &str, endpoint: &str, suffix: &str) -> PathBuf {
+    let name: String = endpoint
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    std::env::temp_dir()
+        .join("tradewire")
+        .join(kind)
+        .join(format!("{name}{suffix}"))
+}
+
 impl Journal {
     /// The journal directory of the publisher of `channel` bound at `endpoint`, or None
     /// when journals are off.
@@ -236,23 +256,7 @@ impl Journal {
         if !self.enabled {
             None
         } else if self.dir.is_empty() {
-            // As tradewire::journal::default_dir (this crate does not depend on tradewire).
-            let name: String = endpoint
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            Some(
-                std::env::temp_dir()
-                    .join("tradewire")
-                    .join("journal")
-                    .join(name),
-            )
+            Some(default_state_path("journal", endpoint, ""))
         } else {
             Some(Path::new(&self.dir).join(channel))
         }
@@ -293,23 +297,7 @@ impl CommandStore {
         if !self.enabled {
             None
         } else if self.path.is_empty() {
-            // As tradewire::command_store::default_path (this crate does not depend on tradewire).
-            let name: String = endpoint
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            Some(
-                std::env::temp_dir()
-                    .join("tradewire")
-                    .join("commands")
-                    .join(format!("{name}.sqlite")),
-            )
+            Some(default_state_path("commands", endpoint, ".sqlite"))
         } else {
             Some(PathBuf::from(&self.path))
         }

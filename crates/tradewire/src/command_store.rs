@@ -314,19 +314,7 @@ impl CommandStore {
         )
         .and_then(|mut st| st.execute(params![command_id, ack, applied_us]))
         .map_err(err)?;
-        for (key, value) in state.iter() {
-            match value {
-                Some(v) => tx
-                    .prepare_cached(
-                        "INSERT OR REPLACE INTO handler_state (key, value) VALUES (?1, ?2)",
-                    )
-                    .and_then(|mut st| st.execute(params![key, v])),
-                None => tx
-                    .prepare_cached("DELETE FROM handler_state WHERE key = ?1")
-                    .and_then(|mut st| st.execute(params![key])),
-            }
-            .map_err(err)?;
-        }
+        write_state_in(&tx, state).map_err(err)?;
         let pruned = prune_in(&tx, applied_us - self.window_us, self.prune_batch).map_err(err)?;
         tx.commit().map_err(err)?;
         self.stats.recorded += 1;
@@ -342,16 +330,7 @@ impl CommandStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
-        for (key, value) in state.iter() {
-            match value {
-                Some(v) => tx.execute(
-                    "INSERT OR REPLACE INTO handler_state (key, value) VALUES (?1, ?2)",
-                    params![key, v],
-                ),
-                None => tx.execute("DELETE FROM handler_state WHERE key = ?1", params![key]),
-            }
-            .map_err(err)?;
-        }
+        write_state_in(&tx, state).map_err(err)?;
         tx.commit().map_err(err)
     }
 
@@ -413,6 +392,21 @@ impl CommandStore {
     pub fn stats(&self) -> &CommandStoreStats {
         &self.stats
     }
+}
+
+/// Applies a handler's staged state writes inside the caller's transaction.
+fn write_state_in(conn: &Connection, state: &StateWrites) -> rusqlite::Result<()> {
+    for (key, value) in state.iter() {
+        match value {
+            Some(v) => conn
+                .prepare_cached("INSERT OR REPLACE INTO handler_state (key, value) VALUES (?1, ?2)")
+                .and_then(|mut st| st.execute(params![key, v])),
+            None => conn
+                .prepare_cached("DELETE FROM handler_state WHERE key = ?1")
+                .and_then(|mut st| st.execute(params![key])),
+        }?;
+    }
+    Ok(())
 }
 
 fn prune_in(conn: &Connection, before_us: i64, limit: i64) -> rusqlite::Result<usize> {
